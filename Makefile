@@ -12,7 +12,12 @@ PYTEST_ARGS ?=
 OP ?= lrn
 FUZZ_ARGS ?= --max-examples 200
 
-.PHONY: install parity test bench fuzz browser report-screenshot validate constraints clean distclean
+# A second, older tensorflow in its own environment: the tests run it beside the pinned one
+# (`--python tensorflow:tf220=...`) to check that a declaration's when: is judged per side.
+VENV_TF220 ?= .venv-tf220
+STAMP_TF220 := $(VENV_TF220)/.parity-installed
+
+.PHONY: install second-env parity test bench isa-caps fuzz browser report-screenshot validate constraints clean distclean
 
 install: $(STAMP)
 
@@ -21,10 +26,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --disable-pip-version-check $(FIND_LINKS) -c constraints.txt -e '.[all,dev]'
 	@touch $@
 
+second-env: $(STAMP_TF220)
+
+$(STAMP_TF220): constraints-tf220.txt
+	@test -x $(VENV_TF220)/bin/python || $(PYTHON) -m venv $(VENV_TF220)
+	$(VENV_TF220)/bin/python -m pip install --disable-pip-version-check -c constraints-tf220.txt tensorflow-cpu==2.20.0
+	@touch $@
+
 parity: install
 	$(BIN)/parity run cases/ $(PARITY_ARGS)
 
-test: install browser
+test: install second-env browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Debian's chromium + chromedriver for the report's browser tests and screenshot. Installed
@@ -43,6 +55,10 @@ report-screenshot: install browser
 bench: install
 	$(BIN)/python bench/bench.py
 
+# what the runtime ISA caps change on this CPU, bit for bit (README, "Hosts")
+isa-caps: install
+	$(BIN)/python bench/isa_caps.py
+
 # search one op for disagreements with hypothesis (make fuzz OP=layer_norm FUZZ_ARGS="--seed 1")
 fuzz: install
 	$(BIN)/parity fuzz $(OP) $(FUZZ_ARGS)
@@ -58,4 +74,4 @@ clean:
 	rm -rf reports/*.html reports/*.csv reports/*.json reports/logs build *.egg-info .pytest_cache .hypothesis
 
 distclean: clean
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(VENV_TF220)

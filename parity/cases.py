@@ -17,6 +17,7 @@ import numpy as np
 from jsonschema import Draft202012Validator
 
 from parity import frameworks, inputs, ops, yamlio
+from parity import sides as side_names
 from parity.errors import CaseError, CaseErrors
 from parity.inputs import DTYPES, INITS, MAX_ELEMENTS, InputSpec
 
@@ -54,9 +55,23 @@ class Known:
     error: str | None = None
     status: str | None = None
     when: dict = field(default_factory=dict)
+    #: a gap of at most this multiple of the op's rounding bound (host-independent)
+    max_bound_ratio: float | None = None
+    #: the outcome happens on some hosts and not on others: either is accepted, never FIXED
+    host_dependent: bool = False
 
     def label(self) -> str:
         return f"known[{self.index}]"
+
+    def describe(self) -> str:
+        """'gap torch vs * up to 0.002', 'mindspore ERROR ('Unknown Error')'."""
+        if self.between:
+            bounds = [f"max_abs {self.max_abs:g}" for _ in [0] if self.max_abs is not None] + \
+                [f"{self.max_bound_ratio:g}x the rounding bound" for _ in [0] if self.max_bound_ratio is not None]
+            text = f"gap {self.between[0]} vs {self.between[1]}" + (f" up to {' and '.join(bounds)}" if bounds else "")
+        else:
+            text = f"{self.framework} {self.status}" + (f" ({self.error!r})" if self.error else "")
+        return text + (f" [{self.output}]" if self.output else "") + (" (host-dependent)" if self.host_dependent else "")
 
 
 @dataclass(frozen=True)
@@ -209,6 +224,9 @@ _KNOWN_SCHEMA = {
         "framework": {"type": "string"},
         "output": {"type": "string"},
         "max_abs": _NONNEG,
+        "max_bound_ratio": {"type": "number", "exclusiveMinimum": 0,
+                            "x-expected": "a number > 0: the gap's largest multiple of the op's rounding bound"},
+        "host_dependent": {"type": "boolean"},
         "error": {"type": "string", "minLength": 1, "x-expected": "a piece of the expected error message"},
         "status": {"enum": list(STATUSES_DECLARABLE)},
         "reason": _TEXT,
@@ -221,7 +239,12 @@ _KNOWN_SCHEMA = {
                 "versions": {"type": "object", "propertyNames": {"enum": list(frameworks.NAMES)},
                              "additionalProperties": {"type": "string", "pattern": r"^[0-9][0-9A-Za-z.+-]*$",
                                                       "x-expected": "a version prefix such as 2.10"}},
-                "cpu_flags": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                "cpu_flags": {"type": "array", "items": {"type": "string", "pattern": r"^[a-z0-9_.]+$"}, "minItems": 1,
+                              "x-expected": "a list of CPU flags the host must have (/proc/cpuinfo names: avx512f)"},
+                "without_cpu_flags": {"type": "array", "items": {"type": "string", "pattern": r"^[a-z0-9_.]+$"},
+                                      "minItems": 1,
+                                      "x-expected": "a list of CPU flags the host must not have (avx512f)"},
+                "cpu_vendor": _str_or_list(("intel", "amd", "arm", "apple", "hygon", "centaur", "unknown")),
             },
         },
     },
@@ -546,11 +569,12 @@ def _known(doc, path, index, raw, op, errors, outputs) -> Known | None:
         return None
     if between is not None:
         for i, side in enumerate(between):
-            if side not in sides + ("*",) and not re.fullmatch(
-                    rf"({'|'.join(op.spellings)})(@(cpu|gpu))?(\[[A-Za-z0-9._-]+\])?", side):
+            parsed = side_names.parse(side)
+            if side not in sides + ("*",) and not (parsed and parsed["fw"] in op.spellings and
+                                                   parsed["device"] in (None, *frameworks.DEVICES)):
                 errors.append(doc.error(path + ("between", i), f"unknown side {side!r}; expected one of: "
                                                                f"{', '.join(sides)}, or '*' (any other side)"
-                                                               f" (a framework may say @device and [variant])"))
+                                                               f" (a framework may say @device, [variant] and /host)"))
         if between[0] == between[1]:
             errors.append(doc.error(path + ("between",), "must name two different sides"))
         for k in ("error", "status"):
@@ -559,8 +583,9 @@ def _known(doc, path, index, raw, op, errors, outputs) -> Known | None:
     else:
         if fw not in op.spellings:
             errors.append(doc.error(path + ("framework",), f"must be one of: {', '.join(op.spellings)}; got {fw!r}"))
-        if "max_abs" in raw:
-            errors.append(doc.error(path + ("max_abs",), "only allowed with between: (a gap)", key=True))
+        for key in ("max_abs", "max_bound_ratio"):
+            if key in raw:
+                errors.append(doc.error(path + (key,), "only allowed with between: (a gap)", key=True))
         if "error" not in raw and "status" not in raw:
             errors.append(doc.error(path, "a framework entry needs error: (a piece of the message) or status:"))
     if "output" in raw and raw["output"] not in outputs:
@@ -572,7 +597,7 @@ def _known(doc, path, index, raw, op, errors, outputs) -> Known | None:
     if len(errors) > before:
         return None
     when = dict(raw.get("when") or {})
-    for key in ("device", "dtype"):
+    for key in ("device", "dtype", "cpu_vendor"):
         if isinstance(when.get(key), str):
             when[key] = [when[key]]
     return Known(
@@ -580,6 +605,7 @@ def _known(doc, path, index, raw, op, errors, outputs) -> Known | None:
         between=tuple(between) if between else None, framework=fw, output=raw.get("output"),
         max_abs=raw.get("max_abs"), error=raw.get("error"),
         status=raw.get("status") or ("ERROR" if raw.get("error") else None), when=when,
+        max_bound_ratio=raw.get("max_bound_ratio"), host_dependent=bool(raw.get("host_dependent", False)),
     )
 
 
@@ -598,6 +624,7 @@ def find_files(paths: list[Path]) -> list[tuple[Path, Path]]:
         else:
             raise CaseErrors([CaseError(p, None, None, "no such file or directory")])
     return out
+
 
 
 def expand_dtypes(case: Case) -> list[Case]:

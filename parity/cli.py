@@ -50,6 +50,24 @@ def _python_map(values: list[str]) -> dict[str, str]:
     return out
 
 
+def _env_map(values: list[str]) -> dict[str, dict[str, str]]:
+    """--env FW:LABEL=VAR=VALUE (repeatable; the same FW:LABEL collects several variables)."""
+    import re
+
+    out: dict[str, dict[str, str]] = {}
+    for v in values or []:
+        key, sep, assignment = v.partition("=")
+        fw, colon, label = key.partition(":")
+        var, eq, value = assignment.partition("=")
+        if not (sep and colon and eq and fw in frameworks.NAMES and re.fullmatch(r"[A-Za-z0-9._-]+", label)
+                and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var) and "\0" not in value):
+            raise InputError(f"--env: expected FRAMEWORK:LABEL=VARIABLE=VALUE with FRAMEWORK in "
+                             f"{', '.join(frameworks.NAMES)}, LABEL of letters, digits, '.', '_', '-' and VARIABLE a "
+                             f"name such as ONEDNN_MAX_CPU_ISA; got {v!r}")
+        out.setdefault(key, {})[var] = value
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="parity",
@@ -78,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--python", action="append", metavar="FW[:LABEL]=PYTHON",
                      help="run framework FW with another Python interpreter (torch=/opt/venv/bin/python), or, with "
                           "a LABEL, run it there as well, side by side (torch:2.12=/opt/old/bin/python)")
+    run.add_argument("--env", action="append", metavar="FW:LABEL=VAR=VALUE",
+                     help="run framework FW a second time, labelled LABEL, with environment variable VAR set to VALUE "
+                          "(repeat for more variables): e.g. mindspore:avx2=ONEDNN_MAX_CPU_ISA=AVX2 or "
+                          "tensorflow:noonednn=TF_ENABLE_ONEDNN_OPTS=0 (see README, 'Hosts')")
+    run.add_argument("--host-label", metavar="NAME",
+                     help="name this machine in results and reports (default: vendor and widest ISA, e.g. amd-avx2)")
     run.add_argument("--report-dir", type=Path, default=Path("reports"), metavar="DIR",
                      help="where to write the reports (default: reports/)")
     run.add_argument("--no-report", action="store_true", help="print the table only; write no report files")
@@ -92,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="run the K-th of N deterministic slices of the cases (sorted by name)")
     run.add_argument("-q", "--quiet", action="store_true",
                      help="no progress (a bar on a terminal, one line per run in CI or a pipe)")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="print every comparison in the table (default: those that are not PASS, and the counts)")
 
     ls = sub.add_parser("list", help="list cases (and with --ops, operators and their spellings)")
     paths(ls)
@@ -109,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where to write the reports (default: reports/)")
     rep.add_argument("--baseline", metavar="NAME", help="also compare with baseline NAME")
     rep.add_argument("--baselines", type=Path, default=Path("baselines"), metavar="DIR")
+    rep.add_argument("-v", "--verbose", action="store_true",
+                     help="print every comparison in the table (default: those that are not PASS, and the counts)")
+    rep.add_argument("--cases", type=Path, metavar="DIR", dest="cases_dir",
+                     help="judge the stored outputs under the case files in DIR (their known:, tolerances and "
+                          "expected values) instead of the copies stored with them; when: conditions are judged "
+                          "against the host, versions and device that made each stored run")
 
     mg = sub.add_parser("merge", help="combine result stores from several machines or shards into one")
     mg.add_argument("results", nargs="+", type=Path, metavar="RESULTS")
@@ -239,7 +271,14 @@ def cmd_run(args) -> int:
     from parity.cases import load_tree
     from parity.report import terminal
 
+    from parity import host
+
     python = _python_map(args.python)
+    env = _env_map(args.env)
+    if args.host_label is not None:
+        if not host.valid_label(args.host_label):
+            raise InputError(f"--host-label: expected 1-40 letters, digits, '.', '_' or '-', got {args.host_label!r}")
+        host.fingerprint(args.host_label)
     if args.frameworks:
         bad = [f for f in args.frameworks if f not in frameworks.NAMES]
         if bad:
@@ -254,7 +293,7 @@ def cmd_run(args) -> int:
     if args.shard:
         cases = shard(cases, *args.shard)
     baseline = store.load(store.baseline_path(args.baselines, args.baseline)) if args.baseline else None
-    runs = runner.plan(cases, args.frameworks, args.device, python)
+    runs = runner.plan(cases, args.frameworks, args.device, python, env)
     command = "parity " + shlex.join(sys.argv[1:])
     results_dir = None if args.no_results else (args.results or store.default_results_dir(args.report_dir))
     writer = store.Writer(results_dir, command, report.host_info()) if results_dir else None
@@ -293,7 +332,7 @@ def cmd_run(args) -> int:
     order = {c.name: i for i, c in enumerate(cases)}
     done.sort(key=lambda c: order[c.case.name])
     rep = report.Report(done, started, time.perf_counter() - t0, command, report.host_info(), interrupted)
-    print(terminal.render(rep), end="")
+    print(terminal.render(rep, verbose=args.verbose), end="")
     if not args.no_report:
         _write_reports(rep, args)
     if writer:
@@ -301,17 +340,14 @@ def cmd_run(args) -> int:
     return 130 if interrupted else rep.exit_code
 
 
-def report_from_store(paths: list[Path], baseline=None, baseline_name: str = ""):
-    """A Report from stored results (merged in memory when several): no framework runs."""
-    import tempfile
-
+def report_from_store(paths: list[Path], baseline=None, baseline_name: str = "", cases_dir: Path | None = None):
+    """A Report from stored results (several stores are read as one): no framework runs. With
+    ``cases_dir``, the stored outputs are judged under the case files there (see rejudge)."""
     from parity import compare, inputs, report, runner, store
 
-    if len(paths) > 1:
-        tmp = Path(tempfile.mkdtemp(prefix="parity-merge-"))
-        src = store.load(store.merge(paths, tmp / "merged"))
-    else:
-        src = store.load(paths[0])
+    src = store.load_many(paths)
+    if cases_dir is not None:
+        rejudge(src, cases_dir)
     started = src.manifest.get("created", "")
     t0 = time.perf_counter()
     done = []
@@ -322,8 +358,59 @@ def report_from_store(paths: list[Path], baseline=None, baseline_name: str = "")
         rows = compare.evaluate(sc.case, sc.results, refs, baseline=old, baseline_name=baseline_name)
         done.append(report.CaseReport(sc.case, sc.results, refs, rows, inputs.summarize(sc.inputs)))
     command = f"parity report {' '.join(map(str, paths))} (results of: {src.manifest.get('command', '?')})"
+    if cases_dir is not None:
+        command += f" --cases {cases_dir}"
     return report.Report(done, started, time.perf_counter() - t0, command,
                          src.manifest.get("host") or report.host_info(), bool(src.manifest.get("interrupted")))
+
+
+def rejudge(src, cases_dir: Path) -> None:
+    """Put today's case files of ``cases_dir`` in place of the stored copies, in ``src`` (a
+    loaded store): same names, same inputs (checked by their SHA-256), and each stored run
+    kept only where the case still asks for the call it made; a run of another call becomes
+    an ERROR that says so. Stored cases that ``cases_dir`` no longer has are left out, and
+    both lists are said on stderr."""
+    from parity import inputs, protocol, runner
+    from parity.cases import load_tree
+    from parity.ops.base import NoExactMapping
+
+    today = {c.name: c for c in load_tree([cases_dir])}
+    gone = [name for name in src.cases if name not in today]
+    for name in gone:
+        del src.cases[name]
+    missing = [name for name in today if name not in src.cases]
+    if gone:
+        print(f"note: {len(gone)} stored case(s) are not in {cases_dir} and are left out: {', '.join(gone[:5])}"
+              + (" ..." if len(gone) > 5 else ""), file=sys.stderr)
+    if missing:
+        print(f"note: {len(missing)} case(s) of {cases_dir} are not in the store and are not judged: "
+              f"{', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
+    for name, sc in src.cases.items():
+        case = today[name]
+        arrays = {k: spec.materialize() for k, spec in case.inputs.items()}
+        if case.grad:
+            arrays[protocol.UPSTREAM] = case.upstream()
+        changed = sc.digest is not None and inputs.digest(arrays) != sc.digest
+        sc.case = case
+        for r in sc.results:
+            r.case = case
+            why = "the case's inputs changed since this store was made" if changed else None
+            if why is None:
+                try:
+                    native, forms = runner._native_and_forms(case, r.framework, case.spelling.get(r.framework))
+                except NoExactMapping as exc:
+                    native, forms = None, {}
+                    if r.native is not None:
+                        why = f"the case now has no exact {r.framework} call ({exc})"
+                if why is None and native != r.native:
+                    why = f"the case now asks {r.framework} for {native}, the stored run made {r.native}"
+                if why is None and r.native is not None:
+                    name = r.spelling or next(iter(forms))
+                    r.form = forms.get(name) or case.op.form_from_native(r.framework, r.native, case.shapes, name,
+                                                                         case.dtype)
+            if why is not None:
+                r.status, r.outputs = runner.ERROR, {}
+                r.message = f"stored run not judged: {why}; run the case again"
 
 
 def cmd_report(args) -> int:
@@ -331,8 +418,8 @@ def cmd_report(args) -> int:
     from parity.report import terminal
 
     baseline = store.load(store.baseline_path(args.baselines, args.baseline)) if args.baseline else None
-    rep = report_from_store(args.results, baseline, args.baseline or "")
-    print(terminal.render(rep), end="")
+    rep = report_from_store(args.results, baseline, args.baseline or "", args.cases_dir)
+    print(terminal.render(rep, verbose=args.verbose), end="")
     _write_reports(rep, args)
     return rep.exit_code
 

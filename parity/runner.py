@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from parity import frameworks, inputs, protocol
+from parity import frameworks, host, inputs, protocol, sides
 from parity.cases import Case
 from parity.ops.base import Form, NoExactMapping
+from parity.verdicts import CRASH, ERROR, OK, TIMEOUT, UNSUPPORTED  # noqa: F401 - re-exported
 
-OK, ERROR, UNSUPPORTED, CRASH, TIMEOUT = "OK", "ERROR", "UNSUPPORTED", "CRASH", "TIMEOUT"
-REFERENCE = "reference"
+REFERENCE = sides.REFERENCE
 DEFAULT_TIMEOUT = 300.0
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
@@ -47,7 +47,8 @@ class Run:
     spelling: tuple[str, ...] | None = None  # pinned by the case
     forms: dict = field(default_factory=dict)
     python: str | None = None
-    variant: str | None = None  # a label for a second run of the framework (another Python)
+    variant: str | None = None  # a label for a second run of the framework (another Python or environment)
+    env: dict = field(default_factory=dict)  # environment variables set for this run's worker
     planned_status: str | None = None  # UNSUPPORTED when no exact mapping exists
     planned_message: str = ""
 
@@ -81,17 +82,29 @@ class Result:
     python: str | None = None
     #: with ``grad:``: how the gradients went, {"status", "spelling", "message", "seconds"}
     grad: dict | None = None
+    #: the fingerprint of the machine that made it (parity.host)
+    host: dict | None = None
+    #: environment variables the run's variant set for its worker (``--env``)
+    env: dict = field(default_factory=dict)
 
 
 # --- planning --------------------------------------------------------------------
 
-def plan(cases: list[Case], only_frameworks=None, devices=None, python: dict | None = None) -> list[Run]:
+def plan(cases: list[Case], only_frameworks=None, devices=None, python: dict | None = None,
+         env: dict | None = None) -> list[Run]:
     """Every run the cases ask for. ``devices`` (from --device) overrides the cases'.
 
     ``python`` maps a framework to the interpreter to run it with, or ``FW:LABEL`` to an
-    interpreter for an extra run of FW labelled LABEL (version against version)."""
+    interpreter for an extra run of FW labelled LABEL (version against version). ``env`` maps
+    ``FW:LABEL`` to environment variables for an extra run of FW labelled LABEL (another ISA
+    cap, oneDNN switched off); a label in both runs that interpreter with those variables."""
     python = dict(python or {})
-    variants = {k: v for k, v in python.items() if ":" in k}
+    variants: dict[str, dict] = {}
+    for key, path in python.items():
+        if ":" in key:
+            variants.setdefault(key, {})["python"] = path
+    for key, variables in (env or {}).items():
+        variants.setdefault(key, {})["env"] = dict(variables)
     python = {k: v for k, v in python.items() if ":" not in k}
     runs = []
     for case in cases:
@@ -114,10 +127,11 @@ def plan(cases: list[Case], only_frameworks=None, devices=None, python: dict | N
                     run.planned_message = (f"no exact mapping: {exc}. Give native: {{{fw}: {{...}}}} in the case "
                                            f"to run {fw}'s own call anyway")
                 runs.append(run)
-                for key, path in variants.items():
+                for key, v in variants.items():
                     vfw, label = key.split(":", 1)
                     if vfw == fw:
-                        runs.append(dataclasses.replace(run, python=path, variant=label))
+                        runs.append(dataclasses.replace(run, python=v.get("python", run.python), variant=label,
+                                                        env=v.get("env", {})))
     return runs
 
 
@@ -158,9 +172,11 @@ class Worker:
     """A framework worker process and the pipe to it."""
 
     def __init__(self, framework: str, device: str, python: str | None, log_dir: Path | None,
-                 startup_timeout: float):
+                 startup_timeout: float, env: dict | None = None, label: str = ""):
         self.framework, self.device = framework, device
         self.python = python or sys.executable
+        self.extra_env = dict(env or {})
+        self.label = label
         self.log_dir = log_dir
         self.startup_timeout = startup_timeout
         self.proc: subprocess.Popen | None = None
@@ -174,6 +190,7 @@ class Worker:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         env.setdefault("GLOG_v", "3")
         env["PYTHONUNBUFFERED"] = "1"
+        env.update(self.extra_env)
         return env
 
     def log_tail(self, lines: int = 15) -> str:
@@ -188,7 +205,8 @@ class Worker:
         self.starts += 1
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            self.log_path = self.log_dir / f"worker-{self.framework}-{self.device}-{self.starts}.log"
+            tag = f"-{self.label}" if self.label else ""
+            self.log_path = self.log_dir / f"worker-{self.framework}-{self.device}{tag}-{self.starts}.log"
         else:
             self.log_path = None
         log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
@@ -345,7 +363,7 @@ def reference_results(case: Case, candidate_forms: list[Form], arrays: dict, dig
             status, message = ERROR, f"reference failed: {type(exc).__name__}: {exc}"
         out.append(Result(case, REFERENCE, "cpu", "float64", status, message, outputs, form=form,
                           version=f"numpy {np.__version__}", seconds=time.perf_counter() - start,
-                          inputs_sha256=digest, bounds=bounds, magnitudes=magnitudes))
+                          inputs_sha256=digest, bounds=bounds, magnitudes=magnitudes, host=host.fingerprint()))
     return out
 
 
@@ -360,10 +378,12 @@ class WorkerPool:
         self._lock = threading.Lock()
 
     def get(self, key: tuple, startup_timeout: float) -> Worker:
+        """The worker of ``key`` = (framework, device, python, variant, env items)."""
         with self._lock:
             if key not in self._workers:
-                framework, device, python = key
-                self._workers[key] = Worker(framework, device, python, self.log_dir, startup_timeout)
+                framework, device, python, variant, env = key
+                self._workers[key] = Worker(framework, device, python, self.log_dir, startup_timeout, dict(env),
+                                            variant or "")
             return self._workers[key]
 
     def kill(self):
@@ -394,7 +414,8 @@ def execute(cases: list[Case], runs: list[Run], *, timeout: float = DEFAULT_TIME
     groups: dict[tuple, list[Run]] = {}
     for r in runs:
         if r.planned_status is None:
-            groups.setdefault((r.framework, r.device, r.python), []).append(r)
+            groups.setdefault((r.framework, r.device, r.python, r.variant if r.env else None,
+                               tuple(sorted(r.env.items()))), []).append(r)
         else:
             events.put(("result", _planned_result(r)))
 
@@ -419,7 +440,8 @@ def execute(cases: list[Case], runs: list[Run], *, timeout: float = DEFAULT_TIME
                 refs = reference_results(case, [f for r in by_case[case.name] for f in r.forms.values()], arrays,
                                          digest)
             except Exception as exc:  # noqa: BLE001
-                refs = [Result(case, REFERENCE, "cpu", "float64", ERROR, f"inputs: {type(exc).__name__}: {exc}")]
+                refs = [Result(case, REFERENCE, "cpu", "float64", ERROR, f"inputs: {type(exc).__name__}: {exc}",
+                               host=host.fingerprint())]
             events.put(("refs", (case, refs)))
 
     threads = [threading.Thread(target=serve, args=(k, g), daemon=True, name=f"worker-{k[0]}-{k[1]}")
@@ -474,7 +496,8 @@ def _planned_result(run: Run) -> Result:
 
 def _failed(run: Run, status: str, message: str, **extra) -> Result:
     return Result(run.case, run.framework, run.device, run.dtype, status, message, form=run.form,
-                  native=run.native, variant=run.variant, python=run.python, **extra)
+                  native=run.native, variant=run.variant, python=run.python, host=host.fingerprint(), env=run.env,
+                  **extra)
 
 
 def _run_one(worker: Worker, run: Run, shared: Inputs, default_timeout: float) -> Result:
@@ -508,9 +531,10 @@ def _run_one(worker: Worker, run: Run, shared: Inputs, default_timeout: float) -
                   outputs, form=form, native=run.native, spelling=answer.get("spelling"),
                   attempts=answer.get("attempts", []), version=worker.hello.get("version"),
                   seconds=answer.get("seconds"), worker=_worker_info(worker), inputs_sha256=digest,
-                  variant=run.variant, python=run.python, grad=answer.get("grad"))
+                  variant=run.variant, python=run.python, grad=answer.get("grad"), host=host.fingerprint(),
+                  env=run.env)
 
 
 def _worker_info(worker: Worker) -> dict:
     h = worker.hello
-    return {k: h[k] for k in ("python", "numpy", "executable", "info", "import_seconds", "pid") if k in h}
+    return {k: h[k] for k in ("python", "numpy", "executable", "info", "env", "import_seconds", "pid") if k in h}

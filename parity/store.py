@@ -8,10 +8,12 @@ Layout of a results directory (schema ``parity-results/1``)::
       cases/<case-id>/inputs/<x>.npy   the inputs as they were generated (bit for bit)
       runs/<case-id>/<side>/<out>.npy  each run's outputs (side: framework[@device][[variant]])
 
-manifest.json holds ``schema``, ``created``, ``command``, ``host``, ``versions``,
-``cases`` (name, id, op, file, dtype, inputs_sha256) and ``runs`` (case, framework,
-device, dtype, variant, python, status, message, spelling, attempts, native, version,
-seconds, worker, inputs_sha256, outputs: {name: path}). Everything else (the float64
+manifest.json holds ``schema``, ``created``, ``command``, ``host`` (the machine that wrote
+it), ``hosts`` (every machine its runs come from, by id: parity.host fingerprints),
+``versions``, ``cases`` (name, id, op, file, dtype, inputs_sha256) and ``runs`` (case,
+framework, device, dtype, variant, python, env, host (an id of ``hosts``), status, message,
+spelling, attempts, native, version, seconds, worker, inputs_sha256, outputs: {name: path}).
+Stores written before hosts were recorded per run have ``host`` only; their runs belong to it. Everything else (the float64
 references, comparisons, reports) is derived from these files: ``parity report RESULTS``
 renders reports without running a framework; ``parity merge`` combines stores made on
 different machines; ``parity baseline save`` keeps one as a baseline.
@@ -29,9 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from parity import host as hosts_
 from parity.cases import Case, expand_dtypes, load_case
 from parity.errors import InputError
 from parity.report import atomic_write, jsonable
+from parity import sides
 from parity.runner import Result
 
 SCHEMA = "parity-results/1"
@@ -43,9 +47,11 @@ def case_id(name: str) -> str:
     return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
-def side_dir(r: Result) -> str:
-    label = r.framework + ("" if r.device == "cpu" else f"@{r.device}") + (f"[{r.variant}]" if r.variant else "")
-    return re.sub(r"[^A-Za-z0-9@\[\]._-]+", "_", label)
+def side_dir(r: Result, host_id: str | None = None) -> str:
+    """The run's directory name: its side label, and the host's id where a merged store holds
+    the same side from several hosts."""
+    label = sides.label(r.framework, r.device, r.variant) + (f"~{host_id}" if host_id else "")
+    return re.sub(r"[^A-Za-z0-9@\[\]~._-]+", "_", label)
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
@@ -88,7 +94,8 @@ class Writer:
             (self.root / "manifest.json").unlink()
         self.root.mkdir(parents=True, exist_ok=True)
         self.manifest = {"schema": SCHEMA, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                         "command": command, "host": host, "versions": {}, "cases": [], "runs": []}
+                         "command": command, "host": host, "hosts": {host["id"]: host}, "versions": {}, "cases": [],
+                         "runs": []}
 
     def add(self, case: Case, results: list[Result], inputs: dict[str, np.ndarray], digest: str | None) -> None:
         cid = case_id(case.name)
@@ -112,6 +119,8 @@ class Writer:
                 _save_npy(path, arr)
                 outputs[name] = f"runs/{cid}/{side_dir(r)}/{_npy_name(name, arr)}"
             self.manifest["runs"].append(run_entry(r, outputs))
+            if r.host and r.host.get("id") not in self.manifest["hosts"]:
+                self.manifest["hosts"][r.host["id"]] = r.host
             if r.version:
                 self.manifest["versions"].setdefault(r.framework + (f"[{r.variant}]" if r.variant else ""), r.version)
 
@@ -128,7 +137,7 @@ def run_entry(r: Result, outputs: dict) -> dict:
             "variant": r.variant, "python": r.python, "status": r.status, "message": r.message,
             "spelling": r.spelling, "attempts": r.attempts, "native": r.native, "version": r.version,
             "seconds": r.seconds, "worker": r.worker, "inputs_sha256": r.inputs_sha256, "outputs": outputs,
-            "grad": r.grad}
+            "grad": r.grad, "env": r.env, "host": (r.host or {}).get("id")}
 
 
 @dataclass
@@ -137,6 +146,11 @@ class StoredCase:
     inputs: dict[str, np.ndarray]
     digest: str | None
     results: list[Result] = field(default_factory=list)
+    #: where each result's outputs are (parallel to ``results``): {output: path}
+    output_paths: list[dict[str, Path]] = field(default_factory=list)
+    #: the store this case was read from, and its manifest entry
+    root: Path | None = None
+    entry: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -144,6 +158,15 @@ class Store:
     root: Path
     manifest: dict
     cases: dict[str, StoredCase]  # by case name, in manifest order
+
+    def hosts(self) -> dict[str, dict]:
+        """Every host the runs come from, by id, in the order they first appear."""
+        out: dict[str, dict] = {}
+        for sc in self.cases.values():
+            for r in sc.results:
+                if r.host:
+                    out.setdefault(r.host["id"], r.host)
+        return out
 
 
 def load(root: Path, load_outputs: bool = True) -> Store:
@@ -159,6 +182,8 @@ def load(root: Path, load_outputs: bool = True) -> Store:
     if manifest.get("schema") != SCHEMA:
         raise InputError(f"{mpath}: schema {manifest.get('schema')!r}, expected {SCHEMA!r}")
     cases: dict[str, StoredCase] = {}
+    default_host = hosts_.normalize(manifest.get("host"))
+    known_hosts = {str(k): hosts_.normalize(v) for k, v in (manifest.get("hosts") or {}).items()}
     for entry in manifest["cases"]:
         case = load_case(root / "cases" / entry["id"] / "case.yaml")
         if case.dtypes:  # one case of a dtype sweep: NAME[dtype]
@@ -170,21 +195,24 @@ def load(root: Path, load_outputs: bool = True) -> Store:
         if case.name != entry["name"]:  # a default name came from the original path
             case = _renamed(case, entry["name"])
         inputs = {k: _load_npy(root / p) for k, p in entry["inputs"].items()}
-        cases[case.name] = StoredCase(case, inputs, entry.get("inputs_sha256"))
+        cases[case.name] = StoredCase(case, inputs, entry.get("inputs_sha256"), root=root, entry=entry)
     for entry in manifest["runs"]:
         sc = cases.get(entry["case"])
         if sc is None:
             raise InputError(f"{mpath}: run of unknown case {entry['case']!r}")
-        outputs = {k: _load_npy(root / p) for k, p in entry["outputs"].items()} if load_outputs else {}
+        paths = {k: root / p for k, p in entry["outputs"].items()}
+        outputs = {k: _load_npy(p) for k, p in paths.items()} if load_outputs else {}
         r = Result(sc.case, entry["framework"], entry["device"], entry["dtype"], entry["status"], entry["message"],
                    outputs, native=entry["native"], spelling=entry["spelling"], attempts=entry["attempts"],
                    version=entry["version"], seconds=entry["seconds"], worker=entry["worker"],
                    inputs_sha256=entry["inputs_sha256"], variant=entry.get("variant"), python=entry.get("python"),
-                   grad=entry.get("grad"))
+                   grad=entry.get("grad"), env=dict(entry.get("env") or {}),
+                   host=known_hosts.get(entry.get("host")) or default_host)
         if r.native is not None:
             names = [r.spelling] if r.spelling else [s.name for s in sc.case.op.spellings[r.framework]][:1]
             r.form = sc.case.op.form_from_native(r.framework, r.native, sc.case.shapes, names[0], sc.case.dtype)
         sc.results.append(r)
+        sc.output_paths.append(paths)
     return Store(root, manifest, cases)
 
 
@@ -194,47 +222,79 @@ def _renamed(case: Case, name: str) -> Case:
     return dataclasses.replace(case, name=name)
 
 
+def run_key(r: Result) -> tuple:
+    """What identifies a run in a store: case, side, dtype and host."""
+    return (r.case.name, r.framework, r.device, r.dtype, r.variant or None, (r.host or {}).get("id"))
+
+
+def load_many(roots: list[Path], load_outputs: bool = True) -> Store:
+    """Several stores as one (in memory, nothing copied): the cases of all of them, each case's
+    runs from every store. Runs from different hosts stay apart (their host tells them apart);
+    the same case must have the same inputs in every store, and the same run (case, side,
+    dtype, host) may come from one store only."""
+    stores = [load(r, load_outputs) for r in roots]
+    if len(stores) == 1:
+        return stores[0]
+    cases: dict[str, StoredCase] = {}
+    seen: dict[tuple, Path] = {}
+    for st in stores:
+        for name, sc in st.cases.items():
+            first = cases.get(name)
+            if first is None:
+                first = cases[name] = StoredCase(sc.case, sc.inputs, sc.digest, root=sc.root, entry=sc.entry)
+            elif first.digest != sc.digest:
+                raise InputError(f"{st.root}: case {name!r} has other inputs than in {first.root} (sha256 "
+                                 f"{sc.digest} vs {first.digest}): not the same case")
+            for r, paths in zip(sc.results, sc.output_paths):
+                key = run_key(r)
+                if key in seen:
+                    side = sides.label(r.framework, r.device, r.variant)
+                    raise InputError(f"{st.root}: {name}: {side} {r.dtype} from host {key[-1]} is also in "
+                                     f"{seen[key]}: give one of them a variant label (--python or --env "
+                                     f"FW:LABEL=...) or leave one store out")
+                seen[key] = st.root
+                r.case = first.case
+                first.results.append(r)
+                first.output_paths.append(paths)
+    manifest = {
+        "schema": SCHEMA, "created": min(str(st.manifest.get("created", "")) for st in stores),
+        "command": " + ".join(str(st.manifest.get("command", "?")) for st in stores),
+        "host": stores[0].manifest.get("host"), "interrupted": any(st.manifest.get("interrupted") for st in stores),
+        "merged_from": [str(st.root) for st in stores],
+    }
+    merged = Store(stores[0].root, manifest, cases)
+    manifest["hosts"] = merged.hosts()
+    return merged
+
+
 def merge(stores: list[Path], out: Path) -> Path:
-    """Combine result stores (e.g. from a CPU and a GPU machine) into ``out``."""
+    """Combine result stores (e.g. from a CPU and a GPU machine, or from several hosts) into
+    ``out``. Runs of the same side from different hosts are kept apart (their directories
+    are named with the host's id)."""
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise InputError(f"{out}: exists and is not empty")
-    manifests = []
-    for s in stores:
-        store = load(s, load_outputs=False)
-        manifests.append((Path(s), store.manifest))
+    src = load_many(stores, load_outputs=False)
+    multi = len(src.hosts()) > 1
     merged = {"schema": SCHEMA, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "command": "parity merge " + " ".join(map(str, stores)), "host": {}, "hosts": [], "versions": {},
-              "cases": [], "runs": [], "merged_from": [str(s) for s in stores]}
-    seen_cases: dict[str, dict] = {}
-    seen_runs: dict[tuple, str] = {}
-    for src, m in manifests:
-        merged["hosts"].append(m.get("host", {}))
-        for k, v in m.get("versions", {}).items():
-            merged["versions"].setdefault(k, v)
-        for entry in m["cases"]:
-            first = seen_cases.get(entry["name"])
-            if first is None:
-                seen_cases[entry["name"]] = entry
-                merged["cases"].append(entry)
-                shutil.copytree(src / "cases" / entry["id"], out / "cases" / entry["id"])
-            elif first.get("inputs_sha256") != entry.get("inputs_sha256"):
-                raise InputError(f"{src}: case {entry['name']!r} has other inputs than in an earlier store "
-                                 f"(sha256 {entry.get('inputs_sha256')} vs {first.get('inputs_sha256')}): not the same case")
-        for entry in m["runs"]:
-            key = (entry["case"], entry["framework"], entry["device"], entry["dtype"], entry.get("variant"))
-            if key in seen_runs:
-                side = f"{entry['framework']}@{entry['device']}" + (f"[{entry['variant']}]" if entry.get("variant") else "")
-                raise InputError(f"{src}: {entry['case']}: {side} {entry['dtype']} is also in {seen_runs[key]}: give one "
-                                 f"of them a variant label (--python FW:LABEL=PYTHON) or leave one store out")
-            seen_runs[key] = str(src)
-            for name, rel in entry["outputs"].items():
-                dest = out / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src / rel, dest)
-            merged["runs"].append(entry)
-    merged["host"] = merged["hosts"][0] if merged["hosts"] else {}
-    atomic_write(out / "manifest.json", json.dumps(merged, indent=1))
+              "command": "parity merge " + " ".join(map(str, stores)), "host": src.manifest.get("host"),
+              "hosts": src.hosts(), "versions": {}, "cases": [], "runs": [], "merged_from": [str(s) for s in stores],
+              "interrupted": bool(src.manifest.get("interrupted"))}
+    for sc in src.cases.values():
+        cid = sc.entry["id"]
+        shutil.copytree(sc.root / "cases" / cid, out / "cases" / cid)
+        merged["cases"].append(sc.entry)
+        for r, paths in zip(sc.results, sc.output_paths):
+            rels = {}
+            for name, path in paths.items():
+                rel = f"runs/{cid}/{side_dir(r, r.host['id'] if multi else None)}/{path.name}"
+                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, out / rel)
+                rels[name] = rel
+            merged["runs"].append(run_entry(r, rels))
+            if r.version:
+                merged["versions"].setdefault(r.framework + (f"[{r.variant}]" if r.variant else ""), r.version)
+    atomic_write(out / "manifest.json", json.dumps(jsonable(merged), indent=1))
     return out
 
 

@@ -114,12 +114,13 @@ def main(argv: list[str]) -> int:
 
     import numpy as np
 
-    from parity import frameworks, protocol
+    from parity import frameworks, host, protocol
     from parity.ops.base import Unsupported
 
     requests = protocol.stream_reader(sys.stdin.buffer)
     hello = {"framework": framework, "device": device, "pid": os.getpid(),
-             "python": platform.python_version(), "executable": sys.executable, "numpy": np.__version__}
+             "python": platform.python_version(), "executable": sys.executable, "numpy": np.__version__,
+             "env": host.numeric_env()}
     start = time.perf_counter()
     try:
         fw = frameworks.load(framework, device)

@@ -14,13 +14,44 @@ import pytest
 from conftest import ROOT, run_cli, write_case
 
 
-def start(args, env):
-    return subprocess.Popen([sys.executable, "-m", "parity", *map(str, args)], cwd=ROOT, env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _default_sigint():
+    # a process started from a background job (as CI runners and `make test &` do) inherits
+    # SIGINT as ignored, and Python then never raises KeyboardInterrupt: give the child the
+    # default, as a terminal's Ctrl-C would find it
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@pytest.fixture
+def start():
+    """Start `parity` in a subprocess; whatever happens in the test, it and every process it
+    started (its framework workers) are killed at the end."""
+    import psutil
+
+    procs = []
+
+    def _start(args, env):
+        proc = subprocess.Popen([sys.executable, "-m", "parity", *map(str, args)], cwd=ROOT,
+                                env={**os.environ, **env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_default_sigint)
+        procs.append(proc)
+        return proc
+
+    yield _start
+    for proc in procs:
+        try:
+            family = psutil.Process(proc.pid).children(recursive=True) + [psutil.Process(proc.pid)]
+        except psutil.NoSuchProcess:
+            family = []
+        for p in family:
+            try:
+                p.kill()
+            except psutil.NoSuchProcess:
+                pass
+        proc.wait(timeout=30)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupted_run_keeps_finished_cases_and_writes_whole_reports(tmp_path, sig):
+def test_interrupted_run_keeps_finished_cases_and_writes_whole_reports(tmp_path, sig, start):
     write_case(tmp_path, "a-quick", """
         name: a-quick
         op: fault

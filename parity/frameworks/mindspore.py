@@ -110,4 +110,49 @@ class Adapter:
                 continue
 
     def info(self) -> dict:
-        return {"device": self.device, "mode": "PYNATIVE", "numpy_abi_warmup": self.warmup}
+        ms = self.lib
+        out = {"device": self.device, "mode": "PYNATIVE", "numpy_abi_warmup": self.warmup, "commit": _commit_id(ms)}
+        with contextlib.suppress(Exception):  # a build without the context key: leave it out
+            out["runtime_num_threads"] = ms.get_context("runtime_num_threads")
+        out.update(_onednn(ms))
+        return out
+
+
+#: oneDNN's dnnl_cpu_isa_t values (dnnl_types.h), for the ISA its kernels run with
+_DNNL_ISA = {0x0: "default", 0x1: "sse41", 0x3: "avx", 0x7: "avx2", 0xF: "avx2_vnni", 0x1F: "avx2_vnni_2",
+             0x27: "avx512_core", 0x67: "avx512_core_vnni", 0xE7: "avx512_core_bf16", 0x1EF: "avx10_1_512",
+             0xFEF: "avx10_1_512_amx", 0x1FEF: "avx10_1_512_amx_fp16"}
+
+
+def _commit_id(ms) -> str | None:
+    path = os.path.join(os.path.dirname(ms.__file__), ".commit_id")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().split("=", 1)[-1].strip().strip("'\"") or None
+    except OSError:
+        return None
+
+
+def _onednn(ms) -> dict:
+    """The oneDNN that mindspore's CPU kernels (LRN among them) run on: its version and the
+    ISA it dispatches to on this CPU (ONEDNN_MAX_CPU_ISA caps it)."""
+    import ctypes
+    import glob
+
+    libs = sorted(glob.glob(os.path.join(os.path.dirname(ms.__file__), "lib", "libdnnl.so*")))
+    if not libs:
+        return {}
+
+    class Version(ctypes.Structure):
+        _fields_ = [("major", ctypes.c_int), ("minor", ctypes.c_int), ("patch", ctypes.c_int),
+                    ("hash", ctypes.c_char_p), ("cpu_runtime", ctypes.c_uint), ("gpu_runtime", ctypes.c_uint)]
+
+    try:
+        lib = ctypes.CDLL(libs[0])
+        lib.dnnl_version.restype = ctypes.POINTER(Version)
+        lib.dnnl_get_effective_cpu_isa.restype = ctypes.c_int
+        v = lib.dnnl_version().contents
+        isa = lib.dnnl_get_effective_cpu_isa()
+    except (OSError, AttributeError, ValueError):
+        return {}
+    return {"onednn": f"{v.major}.{v.minor}.{v.patch}", "onednn_isa": _DNNL_ISA.get(isa, hex(isa))}

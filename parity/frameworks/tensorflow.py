@@ -85,8 +85,20 @@ class Adapter:
             "device": self.device,
             "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-            "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default (on)"),
+            "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+            # whether oneDNN kernels are in use: tensorflow turns them on by default only on CPUs
+            # with AVX-512 VNNI/BF16 or AMX, so an AVX2 machine runs other kernels
+            "onednn_enabled": _onednn_enabled(),
             "deterministic_ops": os.environ.get("TF_DETERMINISTIC_OPS", "default (off)"),
             "built_with_cuda": bool(tf.test.is_built_with_cuda()),
             "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
         }
+
+
+def _onednn_enabled() -> bool | None:
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return None

@@ -86,6 +86,9 @@ class Adapter:
             "interop_threads": torch.get_num_interop_threads(),
             "mkldnn": bool(torch.backends.mkldnn.is_available()),
             "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+            # the kernels ATen dispatched to on this CPU (ATEN_CPU_CAPABILITY caps it)
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            **_build_facts(torch),
         }
         if self.device.type == "cuda":
             out.update(
@@ -97,3 +100,17 @@ class Adapter:
                 cudnn_deterministic=torch.backends.cudnn.deterministic,
             )
         return out
+
+
+def _build_facts(torch) -> dict:
+    """The libraries this build of torch computes with (from ``torch.__config__.show()``)."""
+    facts = {}
+    for line in torch.__config__.show().splitlines():
+        line = line.strip(" -")
+        if line.startswith("Intel(R) MKL-DNN") or line.startswith("oneDNN"):
+            facts["onednn"] = line.split("(Git")[0].strip()
+        elif "Math Kernel Library" in line:
+            facts["mkl"] = line.split("-Product")[0].strip()
+        elif line.startswith("OpenMP"):
+            facts["openmp"] = line
+    return facts

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from parity.cases import Case
-from parity.compare import Comparison, counts, exit_code, host_cpu_flags
+from parity import host
+from parity.compare import Comparison, counts, exit_code, side_label
 from parity.runner import Result
 
 
@@ -50,6 +51,19 @@ class Report:
     def counts(self) -> dict[str, int]:
         return counts(self.rows)
 
+    def hosts(self) -> dict[str, dict]:
+        """Every host a run of the report comes from, by id (one, unless stores were merged)."""
+        out: dict[str, dict] = {}
+        for c in self.cases:
+            for r in c.results:
+                if r.host:
+                    out.setdefault(r.host["id"], r.host)
+        return out
+
+    def across_hosts(self) -> list[dict]:
+        """Where hosts disagree (see ``across_hosts``)."""
+        return across_hosts(self)
+
     def versions(self) -> dict[str, str]:
         out = {}
         for c in self.cases:
@@ -60,22 +74,85 @@ class Report:
 
 
 def host_info() -> dict:
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
-    except OSError:
-        pass
-    flags = sorted(f for f in host_cpu_flags() if f.startswith(("avx", "amx", "fma", "sse4")))
-    return {
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu": cpu,
-        "cpus": os.cpu_count(),
-        "cpu_flags": " ".join(flags),
-    }
+    """This machine's fingerprint (parity.host)."""
+    return host.fingerprint()
+
+
+def across_hosts(report: Report) -> list[dict]:
+    """The runs of one side (framework, device, variant) that ran on several hosts and did not
+    do the same there: another status, another verdict against the reference, or other values
+    (the max abs between the hosts' outputs, from the cross-host comparison). Each entry names
+    the fingerprint attributes that separate the hosts."""
+    out = []
+    for c in report.cases:
+        groups: dict[tuple, dict] = {}
+        for r in c.results:
+            if r.host:
+                groups.setdefault((r.framework, r.device, r.variant), {}).setdefault(r.host["id"], r)
+        for (fw, device, variant), by_host in groups.items():
+            if len(by_host) < 2:
+                continue
+            runs = list(by_host.values())
+            ref_rows = [row for row in c.rows if row.kind == "reference" and row.a.framework == fw
+                        and row.a.device == device and row.a.variant == variant]
+            cross = [row for row in c.rows if row.kind == "pair" and row.a.framework == row.b.framework == fw
+                     and row.a.device == row.b.device == device and row.a.variant == row.b.variant == variant
+                     and row.metrics is not None]
+            # a run that failed on one host and ran on another differs as a whole ("*"), else per output
+            statuses = {r.status for r in runs}
+            outputs = ["*"] if len(statuses) > 1 else sorted({row.output for row in ref_rows})
+            for output in outputs:
+                per_host = []
+                for r in runs:
+                    row = next((x for x in ref_rows if x.a.host is r.host and (output == "*" or x.output == output)),
+                               None)
+                    per_host.append({"host": r.host["label"], "host_id": r.host["id"], "status": r.status,
+                                     "verdict": row.verdict if row else None,
+                                     "max_abs": row.metrics.max_abs if row is not None and row.metrics else None,
+                                     "message": (r.message.splitlines() or [""])[0][:200] if r.status != "OK" else ""})
+                between = [row.metrics.max_abs for row in cross if row.output == output]
+                differ_values = any(v != 0 for v in between)
+                differ_verdicts = len({(h["status"], h["verdict"]) for h in per_host}) > 1
+                if not (differ_values or differ_verdicts):
+                    continue
+                if output == "*" and not differ_verdicts:
+                    continue
+                out.append({
+                    "case": c.case.name, "side": side_label(fw, device, variant), "output": output,
+                    "hosts": per_host, "max_abs_between_hosts": max(between) if between else None,
+                    "verdicts_differ": differ_verdicts,
+                    "separated_by": host.differences(runs[0].host, runs[1].host),
+                    "worker_differences": worker_differences(runs[0], runs[1]),
+                })
+    return out
+
+
+_VOLATILE = ("pid", "import_seconds", "executable")
+#: values older stores recorded for a fact that newer ones spell otherwise
+_LEGACY = {"default (on)": "default"}
+_ADDRESS = re.compile(r"\b0x[0-9a-fA-F]+\b")
+
+
+def _fact(value):
+    """A worker fact as compared across runs: memory addresses in messages are not facts."""
+    if isinstance(value, str):
+        return _ADDRESS.sub("0x...", _LEGACY.get(value, value))
+    return value
+
+
+def worker_differences(a: Result, b: Result) -> list[str]:
+    """The worker facts (framework build, threads, kernels in use, numeric environment
+    variables) that differ between two runs: 'onednn_enabled: True vs False'."""
+    def facts(r):
+        w = r.worker or {}
+        out = {k: v for k, v in w.items() if k not in _VOLATILE and k not in ("info", "env")}
+        out.update(w.get("info") or {})
+        out.update({f"${k}": v for k, v in (w.get("env") or {}).items()})
+        return out
+
+    fa, fb = facts(a), facts(b)
+    return [f"{k}: {fa.get(k, '-')} vs {fb.get(k, '-')}" for k in sorted(set(fa) | set(fb))
+            if k != "device" and _fact(fa.get(k)) != _fact(fb.get(k))]
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -135,6 +212,8 @@ def record(row: Comparison) -> dict:
         "dtype": row.dtype,
         "device_a": row.a.device,
         "device_b": row.b.device,
+        "host_a": (row.a.host or {}).get("label", ""),
+        "host_b": (row.b.host or {}).get("label", ""),
         "verdict": row.verdict,
         "ok": row.ok,
         "declared": row.declared,
@@ -157,6 +236,7 @@ def record(row: Comparison) -> dict:
         "semantic": semantic_text(row),
         "semantic_max_abs": row.semantic_max_abs,
         "message": row.message,
+        "notes": " | ".join(row.notes),
         "known_reason": known.reason if known else "",
         "known_where": f"{row.case.path}:{known.line}" if known else "",
         "version_a": row.a.version or "",
@@ -198,6 +278,8 @@ def run_record(r: Result) -> dict:
         "worker": r.worker,
         "inputs_sha256": r.inputs_sha256,
         "grad": r.grad,
+        "env": r.env,
+        "host": (r.host or {}).get("id"),
     }
 
 
@@ -210,6 +292,7 @@ def to_json(report: Report) -> str:
         "interrupted": report.interrupted,
         "exit_code": report.exit_code,
         "host": report.host,
+        "hosts": list(report.hosts().values()),
         "versions": report.versions(),
         "counts": report.counts(),
         "cases": [
@@ -223,12 +306,15 @@ def to_json(report: Report) -> str:
                 "inputs": c.inputs,
                 "runs": [run_record(r) for r in c.results],
                 "references": [run_record(r) for r in c.refs],
-                "known": [{"between": k.between, "framework": k.framework, "status": k.status, "error": k.error,
-                           "max_abs": k.max_abs, "reason": k.reason, "line": k.line} for k in c.case.known],
+                "known": [{"between": k.between, "framework": k.framework, "output": k.output, "status": k.status,
+                           "error": k.error, "max_abs": k.max_abs, "max_bound_ratio": k.max_bound_ratio,
+                           "host_dependent": k.host_dependent, "when": k.when, "reason": k.reason, "line": k.line}
+                          for k in c.case.known],
             }
             for c in report.cases
         ],
         "comparisons": [{**record(r), "details": r.metrics.details if r.metrics else {}} for r in report.rows],
+        "across_hosts": report.across_hosts(),
     }
     return json.dumps(jsonable(doc), indent=1, allow_nan=False)
 

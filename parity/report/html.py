@@ -13,6 +13,8 @@ from importlib import resources
 
 import jinja2
 
+from parity.compare import side_label
+from parity.host import describe
 from parity.report import Report, fmt, jsonable, record, run_record, semantic_text
 
 _ENV = jinja2.Environment(
@@ -89,13 +91,18 @@ def _matrix(case_report) -> dict:
 
 
 def environment(report: Report) -> dict:
-    """Per framework: version, python, numpy, and the worker's settings (threads, flags)."""
+    """Per side (framework, variant, and host where there are several): version, python,
+    numpy, the worker's settings (threads, kernels, build) and numeric environment variables."""
     out = {}
+    several = len(report.hosts()) > 1
     for c in report.cases:
         for r in c.results:
-            if r.worker and r.framework not in out:
-                out[r.framework] = {"version": r.version, **{k: v for k, v in r.worker.items() if k != "info"},
-                                    **(r.worker.get("info") or {})}
+            key = side_label(r.framework, r.device, r.variant, (r.host or {}).get("label") if several else None)
+            if r.worker and key not in out:
+                out[key] = {"version": r.version, **{k: v for k, v in r.worker.items() if k not in ("info", "env")},
+                            **(r.worker.get("info") or {}),
+                            **{f"${k}": v for k, v in (r.worker.get("env") or {}).items()},
+                            **{f"${k} (--env)": v for k, v in r.env.items()}}
     return out
 
 
@@ -131,5 +138,6 @@ def render(report: Report) -> str:
     return template.render(
         report=report, cases=cases, rows=rows, counts=report.counts(), versions=report.versions(),
         filters={k: sorted(v) for k, v in filters.items()}, drill=jsonable(drill), environment=environment(report),
+        hosts=[(h, describe(h)) for h in report.hosts().values()], across_hosts=report.across_hosts(),
         chart_js=_chart_js(),
     )

@@ -39,7 +39,7 @@ def render(report: Report) -> str:
                     ET.SubElement(props, "property", name=key, value=str(rec[key]))
             counts["tests"] += 1
             kind = _kind(row)
-            text = row.message or ""
+            text = "\n".join([row.message or ""] + row.notes).strip()
             if row.known is not None:
                 text = f"known: {row.known.reason}\n{text}".strip()
             summary = f"{row.verdict}: max abs {fmt(rec['max_abs'])}, {fmt(rec['max_ulp'])} ulp" \

@@ -20,7 +20,7 @@ def render(report: Report) -> str:
         lines += [f"### Needs attention ({len(bad)})", "", "| case | comparison | verdict | max abs | why |",
                   "| --- | --- | --- | --- | --- |"]
         for r in bad[:MAX_LISTED]:
-            why = (r.message.splitlines()[0] if r.message else "").replace("|", "\\|")[:160]
+            why = "; ".join([r.message.splitlines()[0] if r.message else ""] + r.notes).strip("; ").replace("|", "\\|")
             lines.append(f"| {r.case.name} | {r.title} [{r.output}] | {r.verdict} | "
                          f"{fmt(r.metrics.max_abs if r.metrics else None)} | {why} |")
         if len(bad) > MAX_LISTED:

@@ -3,56 +3,123 @@
 from __future__ import annotations
 
 import shutil
+import sys
 
+from parity.host import describe, differences
 from parity.report import Report, fmt
 
 COLUMNS = ("case", "comparison", "out", "max abs", "max rel", "ulp", "mismatch", "verdict", "note")
 
 
 def _note(row) -> str:
-    cause = {"semantic": "semantic; "}.get(row.cause, "beyond rounding bound; " if "beyond" in row.cause else "")
+    cause = {"semantic": "semantic"}.get(row.cause, "beyond rounding bound" if "beyond" in row.cause else "")
     if row.verdict == "KNOWN_GAP" and row.known:
-        return cause + "known: " + row.known.reason
-    if row.known and row.declared:
-        return "declared: " + row.known.reason
-    return cause + (row.message.splitlines()[0] if row.message else "")
+        parts = [cause, "known: " + row.known.reason]
+    elif row.known and row.declared:
+        parts = ["declared: " + row.known.reason]
+    else:
+        parts = [cause, row.message.splitlines()[0] if row.message else ""]
+    return "; ".join(p for p in parts + row.notes if p)
 
 
-def render(report: Report, width: int | None = None) -> str:
+def across_hosts(report: Report) -> list[str]:
+    """Lines for the hosts of a report of several, and the runs whose outcome or values differ
+    between them (one line each; what separates the hosts is said once)."""
+    hosts = list(report.hosts().values())
+    if len(hosts) < 2:
+        return []
+    out = ["", f"hosts: {len(hosts)}"] + [f"  {describe(h)}" for h in hosts]
+    for other in hosts[1:]:
+        out.append(f"  {hosts[0]['label']} vs {other['label']}: {'; '.join(differences(hosts[0], other)) or 'no difference'}")
+    entries = report.across_hosts()
+    out.append(f"differs across hosts: {len(entries)} output(s) of {len({e['case'] for e in entries})} case(s)"
+               + (" (parity.json: across_hosts)" if entries else ""))
+    for e in entries:
+        seen = ", ".join(f"{h['host']} {h['verdict'] or h['status']}"
+                         + (f" {fmt(h['max_abs'])}" if h["max_abs"] is not None else "") for h in e["hosts"])
+        between = f"; between hosts {fmt(e['max_abs_between_hosts'])}" if e["max_abs_between_hosts"] is not None else ""
+        worker = f" ({'; '.join(e['worker_differences'])})" if e["worker_differences"] else ""
+        out.append(f"  {e['case']}  {e['side']} [{e['output']}]: {seen}{between}{worker}")
+    return out
+
+
+def _metrics_text(row) -> str:
+    m = row.metrics
+    if m is None:
+        return ""
+    return (f"max abs {fmt(m.max_abs)}, {m.mismatches}/{m.n} beyond atol {fmt(row.atol)} rtol {fmt(row.rtol)}"
+            + (f", {m.bound_ratio:.3g}x the rounding bound" if m.bound_ratio is not None else ""))
+
+
+def recap(report: Report) -> list[str]:
+    """Every comparison that makes the exit status non-zero, with its why unabridged, the
+    declarations it was checked against and the case file and line to edit."""
+    bad = [row for row in report.rows if not row.ok]
+    if not bad:
+        return []
+    out = ["", f"not ok ({len(bad)}):"]
+    for row in bad:
+        head = f"{row.verdict} {row.case.name}: {row.title} [{row.output}]"
+        metrics = _metrics_text(row)
+        out.append(head + (f": {metrics}" if metrics else ""))
+        for i, line in enumerate((row.message or "").splitlines()):
+            out.append(("    why: " if i == 0 else "         ") + line)
+        if row.known is not None:
+            k = row.known
+            out.append(f"    declared: {k.label()} {k.describe()} at {row.case.path}:{k.line}: {k.reason}")
+        for note in row.notes:
+            out.append(f"    note: {note}")
+        out.append(f"    case: {row.case.path}:{row.known.line if row.known else row.case.line}")
+    return out
+
+
+def render(report: Report, width: int | None = None, verbose: bool = False, tty: bool | None = None) -> str:
+    """The table (every row that is not PASS; with ``verbose`` every row), what differs across
+    hosts, a recap of what is not ok and the counts. On a terminal the notes are cut to the
+    window's width; elsewhere (CI logs, pipes) nothing is cut."""
+    tty = sys.stdout.isatty() if tty is None else tty
     width = width or shutil.get_terminal_size((160, 20)).columns
     table = []
+    hidden = 0
     for c in report.cases:
         for row in c.rows:
+            if not verbose and row.verdict == "PASS":
+                hidden += 1
+                continue
             m = row.metrics
             mism = f"{m.mismatches}/{m.n}" if m else "-"
             table.append((c.case.name, row.title, row.output, fmt(m.max_abs if m else None),
                           fmt(m.max_rel if m else None), fmt(m.max_ulp if m else None), mism,
                           row.verdict + ("" if row.ok else " !"), _note(row)))
-    if not table:
+    out = []
+    if table:
+        widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in table)) for i in range(len(COLUMNS) - 1)]
+        widths = [min(w, 44) for w in widths]
+        note_width = max(20, width - sum(widths) - 2 * len(widths))
+
+        def line(cells):
+            parts = [str(c)[:w].ljust(w) for c, w in zip(cells, widths)]
+            note = str(cells[-1])
+            if tty and len(note) > note_width:
+                note = note[: note_width - 3] + "..."
+            return "  ".join(parts + [note]).rstrip()
+
+        out += [line(COLUMNS), line(["-" * w for w in widths] + ["-" * min(note_width, 40)])]
+        last = None
+        for r in table:
+            out.append(line(r if r[0] != last else ("",) + r[1:]))
+            last = r[0]
+    elif not report.rows:
         return "no comparisons\n"
-    widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in table)) for i in range(len(COLUMNS) - 1)]
-    widths = [min(w, 44) for w in widths]
-    note_width = max(20, width - sum(widths) - 2 * len(widths))
-
-    def line(cells):
-        parts = [str(c)[:w].ljust(w) for c, w in zip(cells, widths)]
-        note = str(cells[-1])
-        if len(note) > note_width:
-            note = note[: note_width - 3] + "..."
-        return "  ".join(parts + [note]).rstrip()
-
-    out = [line(COLUMNS), line(["-" * w for w in widths] + ["-" * min(note_width, 40)])]
-    last = None
-    for r in table:
-        out.append(line(r if r[0] != last else ("",) + r[1:]))
-        last = r[0]
+    out += across_hosts(report)
+    out += recap(report)
     counts = {k: v for k, v in report.counts().items() if v}
     summary = ", ".join(f"{v} {k}" for k, v in counts.items())
     status = "OK" if report.exit_code == 0 else "FAILED"
     out.append("")
     n_cases = len(report.cases)
     out.append(f"{len(report.rows)} comparisons in {n_cases} case{'s' if n_cases != 1 else ''}: {summary} -> {status}"
-               f" ({report.seconds:.1f} s)")
+               f" ({report.seconds:.1f} s)" + (f"; {hidden} PASS rows not shown (-v shows every row)" if hidden else ""))
     return "\n".join(out) + "\n"
 
 

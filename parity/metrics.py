@@ -1,0 +1,273 @@
+"""Metrics: how far apart two arrays are, knowing nothing of cases or verdicts.
+
+For two arrays a and b (a framework's output and the float64 reference, two
+frameworks' outputs, or an output and a golden value) ``metrics`` computes, in
+float64 and vectorized:
+
+* ``max_abs``, ``mean_abs``: of |a - b| over the elements;
+* ``max_rel``: of |a - b| / max(|a|, |b|) (symmetric; 0 where both are 0);
+* ``max_ulp``: the distance in units in the last place of the *run dtype*, after
+  rounding both sides to it (float64 references are rounded once);
+* ``mismatches``: elements with |a - b| > atol + rtol * max(|a|, |b|), or where
+  NaN/Inf positions disagree (NaN matches NaN, Inf matches the same Inf);
+* ``min_atol``: the smallest atol that would pass at the case's rtol;
+* ``bound_ratio``: max |a - b| over the op's per-element rounding bound, when one is given;
+* the worst element's index and values, and on request the drill-down data.
+
+The verdicts built on these numbers live in parity.compare (rows) and
+parity.declarations (what a case declares).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from parity import parallel
+from parity.inputs import DTYPES
+
+#: machine epsilon (the gap between 1 and the next float) per dtype
+EPSILON = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float64": 2.0**-52}
+
+_INT_OF = {2: np.int16, 4: np.int32, 8: np.int64}
+
+
+@dataclass(frozen=True)
+class Metrics:
+    n: int
+    max_abs: float
+    max_rel: float
+    mean_abs: float
+    max_ulp: float
+    mismatches: int
+    nonfinite_mismatches: int
+    min_atol: float
+    worst_index: tuple
+    worst_a: float
+    worst_b: float
+    bound_ratio: float | None = None  # max |a - b| / rounding bound (<= 1: rounding explains it)
+    details: dict = field(default_factory=dict, compare=False)  # histogram, worst elements, per channel
+
+    @property
+    def mismatch_fraction(self) -> float:
+        return self.mismatches / self.n if self.n else 0.0
+
+
+def ordered_bits(x: np.ndarray, dtype: str) -> np.ndarray:
+    """Map floats of ``dtype`` to integers whose order and spacing are the floats' ulps
+    (-0.0 and +0.0 both map to 0). The integers have the dtype's width."""
+    dt = DTYPES[dtype]
+    with np.errstate(over="ignore"):  # a float64 reference beyond the dtype's range rounds to inf
+        ints = np.asarray(x).astype(dt, copy=False).view(_INT_OF[dt.itemsize])
+    lowest = np.iinfo(ints.dtype).min
+    return np.where(ints < 0, lowest - ints, ints)
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray, dtype: str) -> np.ndarray:
+    """|ordered(a) - ordered(b)| as float64, exact up to 2**53 ulps (int64 arithmetic)."""
+    oa = ordered_bits(a, dtype).astype(np.int64)
+    ob = ordered_bits(b, dtype).astype(np.int64)
+    same_sign = (oa >= 0) == (ob >= 0)
+    # same sign: the int64 difference cannot overflow; opposite signs: the distance is
+    # |oa| + |ob|, summed in float64 (exact while it matters, i.e. for small distances)
+    return np.where(same_sign, np.abs(oa - ob).astype(np.float64),
+                    np.abs(oa).astype(np.float64) + np.abs(ob).astype(np.float64))
+
+
+def _max_ulp(a: np.ndarray, b: np.ndarray, dtype: str) -> float:
+    """max ulp distance of two finite chunks. Where the signs agree the distance is the
+    difference of the raw bit patterns; the (rare) elements of opposite signs take the
+    exact path."""
+    dt = DTYPES[dtype]
+    if dt.itemsize == 8:
+        return float(ulp_distance(a, b, dtype).max())
+    ints = _INT_OF[dt.itemsize]
+    with np.errstate(over="ignore"):  # a float64 reference beyond the dtype's range rounds to inf
+        ia = a.astype(dt, copy=False).view(ints)
+        ib = b.astype(dt, copy=False).view(ints)
+    diff = np.subtract(ia, ib, dtype=np.int64)
+    best = float(max(diff.max(), -diff.min()))
+    opposite = np.bitwise_xor(ia, ib) < 0
+    if opposite.any():
+        same_max = np.abs(diff[~opposite]).max(initial=0)
+        best = max(float(same_max), float(ulp_distance(a[opposite], b[opposite], dtype).max()))
+    return best
+
+
+#: elements per chunk: float64 temporaries of 2 MiB stay in cache, memory stays bounded
+CHUNK = 1 << 18
+
+
+@dataclass
+class _Part:
+    """Metrics of one chunk, combined by metrics()."""
+
+    max_abs: float
+    argmax: int
+    sum_abs: float
+    max_rel: float
+    max_ulp: float
+    mismatches: int
+    nonfinite: int
+    max_excess: float
+    ratio: float | None
+    exponents: np.ndarray  # counts of |a - b| by float64 exponent field (2047: inf/NaN)
+
+
+def _exponent_counts(diff: np.ndarray) -> np.ndarray:
+    """Counts of |a - b| per binary order of magnitude, from the float64 exponent bits."""
+    return np.bincount((diff.view(np.uint64) >> np.uint64(52)).astype(np.intp), minlength=2048)
+
+
+@np.errstate(over="ignore")  # sums of huge finite differences may overflow: the general path handles them
+def _chunk(a, b, bound, dtype, atol, rtol) -> _Part:
+    a64 = a.astype(np.float64, copy=False)
+    b64 = b.astype(np.float64, copy=False)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.subtract(a64, b64)
+    np.abs(diff, out=diff)
+    total = float(diff.sum())  # not finite iff some difference is NaN/Inf (or the sum overflows)
+    if not math.isfinite(total) or (bound is not None and not math.isfinite(float(bound.sum()))):
+        return _chunk_general(a64, b64, bound, dtype, atol, rtol)
+    scale = np.abs(a64)
+    np.maximum(scale, np.abs(b64), out=scale)
+    work = np.multiply(scale, rtol)
+    np.subtract(diff, work, out=work)  # excess over the relative part: > atol is a mismatch
+    max_excess = float(work.max())
+    mismatches = int(np.count_nonzero(work > atol)) if max_excess > atol else 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        np.divide(diff, scale, out=work)  # 0/0 (both zero) is NaN and ignored by fmax
+        max_rel = float(np.fmax.reduce(work))
+        ratio = None
+        if bound is not None:
+            np.divide(diff, bound, out=work)  # d/0 = inf: a difference where rounding allows none
+            ratio = float(np.fmax.reduce(work))
+    worst = int(np.argmax(diff))
+    if ratio is not None and math.isnan(ratio):  # every difference 0 where the bound is 0
+        ratio = 0.0
+    return _Part(float(diff[worst]), worst, total, 0.0 if math.isnan(max_rel) else max_rel, _max_ulp(a, b, dtype),
+                 mismatches, 0, max_excess, ratio, _exponent_counts(diff))
+
+
+@np.errstate(over="ignore")
+def _chunk_general(a64, b64, bound, dtype, atol, rtol) -> _Part:
+    """The same partial metrics for chunks with NaN/Inf (or a NaN bound)."""
+    finite = np.isfinite(a64) & np.isfinite(b64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(a64 - b64)
+        scale = np.maximum(np.abs(a64), np.abs(b64))
+    same = (np.isnan(a64) & np.isnan(b64)) | (a64 == b64)
+    bad = ~finite & ~same
+    diff[~finite] = 0.0
+    diff[bad] = np.inf
+    diff[np.isnan(diff)] = np.inf  # finite values whose float64 difference overflowed
+    scale[~finite] = 0.0
+    excess = diff - rtol * scale
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
+    rel[(scale == 0) & (diff > 0)] = np.inf
+    ulp = ulp_distance(np.where(finite, a64, 0), np.where(finite, b64, 0), dtype)
+    ulp[bad] = np.inf
+    ratio = None
+    if bound is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.divide(diff, bound, out=np.zeros_like(diff), where=bound > 0)
+        r[~(bound > 0) & (diff > 0)] = np.inf
+        ratio = float(r.max())
+    worst = int(np.argmax(diff))
+    return _Part(float(diff[worst]), worst, float(diff.sum()), float(rel.max()), float(ulp.max()),
+                 int(np.count_nonzero(excess > atol)), int(bad.sum()), float(excess.max()), ratio,
+                 _exponent_counts(diff))
+
+
+def histogram(exponents: np.ndarray) -> list[dict]:
+    """[{lo, hi, count}] for the non-empty binary orders of magnitude of |a - b| (lo = 0 for
+    exact agreement and differences below 2**-1022; hi = inf for Inf/NaN mismatches)."""
+    out = []
+    for e in np.flatnonzero(exponents):
+        e = int(e)
+        lo = 0.0 if e == 0 else (math.inf if e == 2047 else math.ldexp(1.0, e - 1023))
+        hi = math.ldexp(1.0, -1022) if e == 0 else (math.inf if e == 2047 else math.ldexp(1.0, e - 1022))
+        out.append({"lo": lo, "hi": hi, "count": int(exponents[e])})
+    return out
+
+
+def _details(a, b, parts: list[_Part], chunks: list[slice], shape, mismatches: int, top: int = 10) -> dict:
+    """Drill-down data: the worst elements and, when some mismatch, the error per channel."""
+    maxima = sorted((p.max_abs for p in parts), reverse=True)
+    # the top elements are all >= the top-th largest chunk maximum: only those chunks, and in
+    # them only the elements at or above it, are candidates
+    threshold = maxima[top - 1] if len(maxima) >= top else 0.0
+    cand_idx, cand_val = [], []
+    order = sorted(range(len(parts)), key=lambda i: parts[i].max_abs, reverse=True)
+    for rank, i in enumerate(order):
+        part, sl = parts[i], chunks[i]
+        if part.max_abs < threshold:
+            break
+        if len(cand_val) >= top and rank < len(order) and sorted(cand_val)[-top] >= part.max_abs:
+            break  # ties: enough candidates at least as large as anything left
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = np.abs(a[sl].astype(np.float64) - b[sl].astype(np.float64))
+        d[np.isnan(d)] = np.inf
+        idx = np.flatnonzero(d >= threshold)
+        if idx.size > 4 * top:
+            idx = idx[np.argpartition(d[idx], idx.size - top)[idx.size - top:]]
+        cand_idx += (idx + sl.start).tolist()
+        cand_val += d[idx].tolist()
+    best = sorted(zip(cand_val, cand_idx), reverse=True)[:top]
+    worst = [{"index": [int(i) for i in np.unravel_index(j, shape)] if shape else [], "a": float(a[j]),
+              "b": float(b[j]), "abs": v} for v, j in best]
+    per_channel = None
+    if mismatches and len(shape) >= 2 and shape[1] <= 4096:
+        with np.errstate(invalid="ignore", over="ignore"):
+            d = np.abs(a.astype(np.float64) - b.astype(np.float64)).reshape(shape[0], shape[1], -1)
+        d[np.isnan(d)] = np.inf
+        per_channel = d.max(axis=(0, 2)).tolist()
+    return {"worst": worst, "per_channel_max_abs": per_channel}
+
+
+def metrics(a: np.ndarray, b: np.ndarray, dtype: str, atol: float, rtol: float,
+            bound: np.ndarray | None = None, detail: bool = False) -> Metrics:
+    """Compare two arrays of the same shape. See the module docstring. ``bound``: the
+    per-element rounding bound of the op (ops/_norm.py), for ``bound_ratio``; ``detail``:
+    also the drill-down data (histogram, worst elements, error per channel).
+
+    Vectorized in chunks of CHUNK elements, spread over a thread pool (NumPy releases the
+    GIL): memory stays a few chunks per thread beyond the inputs, whatever their size."""
+    shape = np.shape(a)
+    a = np.asarray(a).reshape(-1)
+    b = np.asarray(b).reshape(-1)
+    n = a.size
+    if n == 0:
+        return Metrics(0, 0.0, 0.0, 0.0, 0.0, 0, 0, 0.0, (), math.nan, math.nan)
+    if bound is not None:
+        bound = np.asarray(bound, np.float64)
+        bound = (bound if bound.shape == shape else np.broadcast_to(bound, shape)).reshape(-1)
+    chunks = parallel.spans(n, CHUNK)
+    parts = parallel.run(lambda sl: _chunk(a[sl], b[sl], None if bound is None else bound[sl], dtype, atol, rtol),
+                         chunks)
+    k = max(range(len(parts)), key=lambda i: parts[i].max_abs)
+    worst = chunks[k].start + parts[k].argmax
+    ratios = [p.ratio for p in parts if p.ratio is not None]
+    mismatches = sum(p.mismatches for p in parts)
+    details = {}
+    if detail:
+        details = {"histogram": histogram(sum(p.exponents for p in parts)),
+                   **_details(a, b, parts, chunks, shape, mismatches)}
+    return Metrics(
+        n=n,
+        max_abs=parts[k].max_abs,
+        max_rel=max(p.max_rel for p in parts),
+        mean_abs=math.fsum(p.sum_abs for p in parts) / n,
+        max_ulp=max(p.max_ulp for p in parts),
+        mismatches=mismatches,
+        nonfinite_mismatches=sum(p.nonfinite for p in parts),
+        min_atol=max(max(p.max_excess for p in parts), 0.0),
+        worst_index=tuple(int(i) for i in np.unravel_index(worst, shape)) if shape else (),
+        worst_a=float(a[worst]),
+        worst_b=float(b[worst]),
+        bound_ratio=max(ratios) if ratios else None,
+        details=details,
+    )
