@@ -8,6 +8,7 @@ anything runs. The format is documented in README.md ("Case files").
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -609,22 +610,39 @@ def _known(doc, path, index, raw, op, errors, outputs) -> Known | None:
     )
 
 
+def in_results_store(path: Path, top: Path | None = None) -> bool:
+    """Whether ``path`` lies inside a parity results store (a directory holding a
+    ``manifest.json``, below ``top`` when given): the case copies kept there are records of a
+    run, not cases to run again."""
+    path = Path(path)
+    for parent in path.parents:
+        if (parent / "manifest.json").is_file():
+            return True
+        if top is not None and parent == top:
+            return False
+    return False
+
+
 def find_files(paths: list[Path]) -> list[tuple[Path, Path]]:
-    """(case file, root) for every *.yaml/*.yml under the given files and directories."""
+    """(case file, root) for every *.yaml/*.yml under the given files and directories.
+    Hidden directories and results stores under a directory (the case copies in
+    ``reports/results``) are not walked; a file named explicitly is always taken."""
     out = []
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.suffix in (".yaml", ".yml") and f.is_file() and not any(
-                        part.startswith(".") for part in f.relative_to(p).parts):
-                    out.append((f, p))
+            found = []
+            for d, dirs, files in os.walk(p):
+                d = Path(d)
+                dirs[:] = [x for x in dirs if not x.startswith(".") and not (d / x / "manifest.json").is_file()]
+                found += [d / f for f in files
+                          if f.endswith((".yaml", ".yml")) and not f.startswith(".") and (d / f).is_file()]
+            out += [(f, p) for f in sorted(found)]
         elif p.exists():
             out.append((p, p.parent))
         else:
             raise CaseErrors([CaseError(p, None, None, "no such file or directory")])
     return out
-
 
 
 def expand_dtypes(case: Case) -> list[Case]:

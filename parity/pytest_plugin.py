@@ -1,6 +1,7 @@
 """pytest plugin: case files as test items (``pytest cases/``).
 
-Every ``*.yaml`` under a directory named ``cases`` becomes one item per comparison the
+Every ``*.yaml`` under a directory named ``cases`` (but not the case copies inside a results
+store) becomes one item per comparison the
 case plans: each run against the reference (per output), every pair of runs, every golden
 value. A case runs once per test process, on its first item; the others read its
 results. Verdicts map to pytest outcomes: PASS passes, KNOWN_GAP and declared errors are
@@ -47,7 +48,11 @@ def _cases_root(path: Path) -> Path | None:
 
 
 def pytest_collect_file(parent, file_path):
-    if file_path.suffix in (".yaml", ".yml") and _cases_root(Path(file_path)) is not None:
+    from parity.cases import in_results_store
+
+    root = _cases_root(Path(file_path)) if file_path.suffix in (".yaml", ".yml") else None
+    # the case copies inside a results store (.../results/cases/<id>/case.yaml) are records of a run
+    if root is not None and not in_results_store(Path(file_path), Path(parent.config.rootpath)):
         return CaseFile.from_parent(parent, path=file_path)
     return None
 

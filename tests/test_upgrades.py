@@ -4,6 +4,7 @@ regression-case scaffolding, shards, merges and the pytest plugin. Real framewor
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -196,3 +197,23 @@ def test_pytest_plugin_reports_a_failure_with_the_metrics(tmp_path):
     assert p.returncode == 1
     assert "gap: torch vs mindspore [y]" in p.stdout and "FAIL: max abs" in p.stdout
     assert "1 failed, 2 passed" in p.stdout
+
+
+def test_case_copies_inside_a_results_store_are_not_collected(tmp_path):
+    """`parity run DIR` and the pytest plugin skip the case copies a results store keeps
+    (results/cases/<id>/case.yaml): they are records of a run, not cases."""
+    (tmp_path / "cases").mkdir()
+    shutil.copy(LRN / "mindspore-doc-example.yaml", tmp_path / "cases" / "doc.yaml")
+    amd = ROOT / "tests" / "data" / "hosts" / "amd-epyc-avx2" / "results"
+    shutil.copytree(amd, tmp_path / "cases" / "old-results")
+    listed = run_cli("list", tmp_path / "cases")
+    lines = listed.stdout.splitlines()
+    assert listed.code == 0 and len(lines) == 1 and lines[0].endswith("doc.yaml"), listed.stdout
+    p = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-o",
+                        "addopts=", str(tmp_path / "cases")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    collected = [ln for ln in p.stdout.splitlines() if "::" in ln]
+    assert collected and all("doc.yaml::" in ln for ln in collected), p.stdout
+    # a file named explicitly is still taken
+    copy = next((amd / "cases").glob("*/case.yaml"))
+    assert run_cli("validate", copy).code == 0
