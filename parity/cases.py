@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,15 +18,24 @@ import jsonschema
 import numpy as np
 from jsonschema import Draft202012Validator
 
-from parity import frameworks, inputs, ops, yamlio
+from parity import frameworks, inputs, npyio, ops, yamlio
 from parity import sides as side_names
 from parity.errors import CaseError, CaseErrors
-from parity.inputs import DTYPES, INITS, MAX_ELEMENTS, InputSpec
+from parity.inputs import DTYPES, INITS, MAX_ELEMENTS, MAX_RANK, MAX_SEED, InputSpec
 
 STATUSES_DECLARABLE = ("ERROR", "UNSUPPORTED", "CRASH", "TIMEOUT")
 SIDES_EXTRA = ("reference", "expected", "baseline")
 EXPECTED_KEYS = ("reference", "all")
 GRAD_STREAM = 0x67726164  # "grad": the upstream gradient's own random stream (Case.upstream)
+#: a case name: at most this many characters (see name_problem)
+MAX_NAME = 200
+#: integers anywhere in a case are 64-bit; an operator's integer parameters (LRN size, depth_radius,
+#: num_groups, axes) at most 32-bit, as the frameworks take them
+INT64 = (-(2**63), 2**63 - 1)
+INT32 = (-(2**31), 2**31 - 1)
+#: seconds: a case's timeout is at most a day
+MAX_TIMEOUT = 86400
+FLOAT64_MAX = float(np.finfo(np.float64).max)
 
 
 # --- the model ---------------------------------------------------------------
@@ -132,11 +142,57 @@ class Case:
 # --- schema --------------------------------------------------------------------
 
 def _is_number(_checker, inst) -> bool:
-    return isinstance(inst, (int, float)) and not isinstance(inst, bool) and math.isfinite(inst)
+    """A finite float64: a float that is not inf or nan, or an integer float64 can hold."""
+    if isinstance(inst, bool):
+        return False
+    if isinstance(inst, int):
+        return abs(inst) <= FLOAT64_MAX
+    return isinstance(inst, float) and math.isfinite(inst)
 
 
 def _is_integer(_checker, inst) -> bool:
-    return isinstance(inst, int) and not isinstance(inst, bool)
+    """A 64-bit integer (no bool)."""
+    return isinstance(inst, int) and not isinstance(inst, bool) and INT64[0] <= inst <= INT64[1]
+
+
+def _digits(n: int) -> int:
+    """Decimal digits of an integer, without converting it to text (Python refuses > 4300 digits)."""
+    if isinstance(n, yamlio.LongInt):
+        return n.digits
+    n = abs(n)
+    d = max(1, int(n.bit_length() * math.log10(2)))
+    while 10**d <= n:
+        d += 1
+    while d > 1 and 10 ** (d - 1) > n:
+        d -= 1
+    return d
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with a case name, or None. A name is printable text of at most MAX_NAME
+    characters with no leading or trailing whitespace: no control (Cc), format (Cf, such as the
+    zero-width space U+200B or the bidi override U+202E), surrogate, private-use or unassigned
+    characters, no line or paragraph separators (U+2028, U+2029) and no space other than ' '."""
+    if not name.strip():
+        return "it is empty or only whitespace"
+    if len(name) > MAX_NAME:
+        return f"it has {len(name)} characters"
+    if name != name.strip():
+        return "it has leading or trailing whitespace"
+    for i, ch in enumerate(name):
+        if not ch.isprintable():
+            cat = unicodedata.category(ch)
+            what = {"Cc": "a control character", "Cf": "a format character (Cf)", "Cs": "a surrogate",
+                    "Co": "a private-use character", "Cn": "an unassigned code point",
+                    "Zl": "a line separator", "Zp": "a paragraph separator"}.get(cat, "a space other than ' '")
+            label = unicodedata.name(ch, "")
+            return f"character {i + 1} is U+{ord(ch):04X}{' ' + label if label else ''}, {what}"
+    return None
+
+
+_NAME_RULE = f"a one-line name of at most {MAX_NAME} characters"
+_NAME_DETAIL = ("a name is printable text with no leading or trailing whitespace and no control, format (Cf), "
+                "line/paragraph separator or private-use characters")
 
 
 _Validator = jsonschema.validators.extend(
@@ -145,6 +201,8 @@ _Validator = jsonschema.validators.extend(
 )
 
 _STR = {"type": "string"}
+_SEED = {"type": "integer", "minimum": 0, "maximum": MAX_SEED,
+         "x-expected": f"an integer in 0..2**63-1 ({MAX_SEED})"}
 _TEXT = {"type": "string", "minLength": 1, "x-expected": "non-empty text: why this outcome is expected"}
 _NONNEG = {"type": "number", "minimum": 0, "x-expected": "a finite number >= 0"}
 
@@ -161,8 +219,7 @@ def _top_schema() -> dict:
         "additionalProperties": False,
         "required": ["op", "inputs"],
         "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": r"^[^\x00-\x1f\x7f]+$",
-                     "x-expected": "a one-line name of at most 200 characters"},
+            "name": {"type": "string", "x-expected": _NAME_RULE},
             "op": {"enum": ops.names()},
             "description": _STR,
             "source": _STR,
@@ -183,11 +240,13 @@ def _top_schema() -> dict:
                                                             {"type": "array", "items": {"type": "string"},
                                                              "minItems": 1}],
                                                   "x-expected": "a spelling name or a list of them"}},
-            "timeout": {"type": "number", "exclusiveMinimum": 0, "x-expected": "a number of seconds > 0"},
+            "timeout": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TIMEOUT,
+                        "x-expected": "a number of seconds > 0",
+                        "x-expected-maximum": f"at most {MAX_TIMEOUT} seconds (one day)"},
             "dtypes": {"type": "array", "minItems": 1, "uniqueItems": True, "items": {"enum": list(DTYPES)},
                        "x-expected": "a list of dtypes to run the case in"},
             "grad": {"anyOf": [{"type": "boolean"}, {"type": "object", "additionalProperties": False,
-                                                      "properties": {"seed": {"type": "integer", "minimum": 0}}}],
+                                                      "properties": {"seed": _SEED}}],
                      "x-expected": "true, or {seed: N}, N >= 0 an integer (the upstream gradient's seed)"},
         },
     }
@@ -198,12 +257,14 @@ _INPUT_SCHEMA = {
     "additionalProperties": False,
     "properties": {
         "values": {"type": "array", "x-expected": "a nested list of numbers"},
-        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1, "x-expected": "a positive integer"},
+        "shape": {"type": "array", "items": {"type": "integer", "minimum": 1, "maximum": MAX_ELEMENTS,
+                                             "x-expected": "a positive integer",
+                                             "x-expected-maximum": f"at most {MAX_ELEMENTS:,} (the element limit)"},
                   "x-expected": "a list of positive integers"},
         "file": {"type": "string", "minLength": 1, "x-expected": "a path to a .npy file"},
         "dtype": {"enum": list(DTYPES)},
         "init": {"enum": list(INITS)},
-        "seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1, "x-expected": "an integer >= 0"},
+        "seed": _SEED,
         "mean": {"type": "number"}, "std": {"type": "number", "minimum": 0, "x-expected": "a finite number >= 0"},
         "low": {"type": "number"}, "high": {"type": "number"},
         "value": {"type": "number"},
@@ -260,6 +321,8 @@ def _describe(value) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int) and abs(value) >= 10**40:
+        return f"a {_digits(value)}-digit integer"
     if isinstance(value, str):
         return f"text {value!r}" if len(value) < 60 else f"text {value[:57]!r}..."
     if isinstance(value, dict):
@@ -271,7 +334,12 @@ def _describe(value) -> str:
 
 def _schema_errors(doc: yamlio.Document, schema: dict, instance, base: tuple) -> list[CaseError]:
     out = []
-    for err in _Validator(schema).iter_errors(instance):
+    found = list(_Validator(schema).iter_errors(instance))
+    # a value of the wrong type (an integer beyond 64 bits) is reported once, not again by minimum/maximum
+    typed = {tuple(e.absolute_path) for e in found if e.validator == "type"}
+    for err in found:
+        if err.validator != "type" and tuple(err.absolute_path) in typed:
+            continue
         path = base + tuple(err.absolute_path)
         want = err.schema.get("x-expected") if isinstance(err.schema, dict) else None
         v, inst = err.validator, err.instance
@@ -294,15 +362,35 @@ def _schema_errors(doc: yamlio.Document, schema: dict, instance, base: tuple) ->
             out.append(doc.error(path + (bad,), f"unknown name {bad!r}; expected one of: {', '.join(allowed)}",
                                  key=True))
             continue
+        if v == "anyOf" and isinstance(inst, dict):
+            # a mapping where a mapping is one of the choices (grad: {seed: N}): say what is wrong inside it
+            branches = [b for b in err.validator_value if isinstance(b, dict) and b.get("type") == "object"]
+            if len(branches) == 1:
+                inner = _schema_errors(doc, branches[0], inst, path)
+                if inner:
+                    out += inner
+                    continue
+        got = _got(doc, path, inst)
         if v == "type":
             types = err.validator_value if isinstance(err.validator_value, list) else [err.validator_value]
             expected = want or " or ".join(_TYPE_NAMES.get(t, t) for t in types)
-            msg = f"must be {expected}, got {_describe(inst)}"
+            msg = f"must be {expected}, got {got}"
+            if isinstance(inst, int) and not isinstance(inst, bool):  # an integer out of range
+                if "x-expected-maximum" in err.schema:
+                    msg = f"must be {expected}, {err.schema['x-expected-maximum']}, got {got}"
+                elif "maximum" in err.schema:
+                    if str(err.schema["maximum"]) not in expected:
+                        msg += f"; at most {err.schema['maximum']}"
+                elif "integer" in types:
+                    msg += f": integers are 64-bit (-2**63..2**63-1, at most {INT64[1]})"
+                else:
+                    msg += f": too large for a float64 (at most {FLOAT64_MAX:.17g})"
         elif v == "enum":
             msg = f"must be one of: {', '.join(map(str, err.validator_value))}; got {_describe(inst)}"
         elif v in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
             op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[v]
-            msg = f"must be {want or f'{op} {err.validator_value}'}, got {_describe(inst)}"
+            want = err.schema.get(f"x-expected-{v}", want)
+            msg = f"must be {want or f'{op} {err.validator_value}'}, got {got}"
         elif v == "minItems":
             msg = f"must have at least {err.validator_value} item(s), got {len(inst)}"
         elif v == "maxItems":
@@ -312,10 +400,42 @@ def _schema_errors(doc: yamlio.Document, schema: dict, instance, base: tuple) ->
         elif v == "uniqueItems":
             msg = "must not repeat items"
         elif v in ("minLength", "maxLength", "pattern", "anyOf"):
-            msg = f"must be {want or 'valid'}, got {_describe(inst)}"
+            msg = f"must be {want or 'valid'}, got {got}"
         else:
             msg = err.message
         out.append(doc.error(path, msg))
+    return out
+
+
+def _got(doc: yamlio.Document, path: tuple, inst) -> str:
+    """What a value is, for "got ...": a float literal beyond float64 (1e400) by its text."""
+    if path in doc.overflow:
+        return f"{doc.overflow[path]} (beyond float64's range, so it reads as {inst})"
+    return _describe(inst)
+
+
+def _takes_integers(schema) -> bool:
+    if isinstance(schema, dict):
+        return schema.get("type") == "integer" or any(_takes_integers(v) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_takes_integers(v) for v in schema)
+    return False
+
+
+def _param_int_errors(doc: yamlio.Document, schema: dict, params: dict, base: tuple) -> list[CaseError]:
+    """An operator's integer parameters (and lists of them) must fit 32 bits: the frameworks
+    take them as 32-bit integers (TensorFlow's and MindSpore's LRN depth_radius, axes)."""
+    out = []
+    props = schema.get("properties", {})
+    for key, value in params.items():
+        if not _takes_integers(props.get(key)):
+            continue
+        items = [((key,), value)] if not isinstance(value, list) else [((key, i), v) for i, v in enumerate(value)]
+        for sub, v in items:
+            if isinstance(v, int) and not isinstance(v, bool) and not INT32[0] <= v <= INT32[1]:
+                bound = f"at most {INT32[1]} (2**31-1)" if v > 0 else f"at least {INT32[0]} (-2**31)"
+                out.append(doc.error(base + sub, f"must be {bound}: the frameworks take integer parameters as "
+                                                 f"32-bit integers, got {_describe(v)}"))
     return out
 
 
@@ -339,17 +459,27 @@ def _build(doc: yamlio.Document, root: Path, errors: list) -> Case | None:
                                     f"got {_describe(data)}"))
         return None
     errors += _schema_errors(doc, _top_schema(), data, ())
+    errors += _surrogate_errors(doc, data)
+    if "name" in data and isinstance(data["name"], str) and name_problem(data["name"]):
+        errors.append(doc.error(("name",), f"must be {_NAME_RULE}, got {_describe(data['name'])}: "
+                                           f"{name_problem(data['name'])}; {_NAME_DETAIL}"))
+    elif "name" not in data and name_problem(_default_name(doc.file, root)):
+        default = _default_name(doc.file, root)
+        errors.append(doc.error(("name",), f"the default name {default!r} (the file's path) is not usable: "
+                                           f"{name_problem(default)}; give name: ({_NAME_DETAIL})"))
     if errors:
         return None
     op = ops.get(data["op"])
     params = data.get("params") or {}
-    errors += _schema_errors(doc, op.params_schema, params, ("params",))
+    errs = _schema_errors(doc, op.params_schema, params, ("params",))
+    errors += errs or _param_int_errors(doc, op.params_schema, params, ("params",))
     native = data.get("native") or {}
     for fw, nat in native.items():
         if fw not in op.spellings:
             errors.append(doc.error(("native", fw), f"{fw} has no spelling of op {op.name}", key=True))
         else:
-            errors += _schema_errors(doc, op.native_schemas[fw], nat, ("native", fw))
+            errs = _schema_errors(doc, op.native_schemas[fw], nat, ("native", fw))
+            errors += errs or _param_int_errors(doc, op.native_schemas[fw], nat, ("native", fw))
 
     fws = data.get("frameworks")
     for i, fw in enumerate(fws or []):
@@ -470,24 +600,20 @@ def _input_spec(doc, path, name, raw, root: Path, errors, expected=False, defaul
         if stray:
             return None
     if kind == "values":
-        try:
-            arr = np.array(raw["values"], dtype=np.float64)
-        except (ValueError, TypeError) as exc:
-            reason = "the nested lists are not rectangular" if "inhomogeneous" in str(exc) or "sequence" in str(exc) \
-                else f"not all entries are numbers ({exc})"
-            errors.append(doc.error(path + ("values",), f"must be a rectangular nested list of numbers: {reason}"))
+        shape = _values_shape(doc, path + ("values",), raw["values"], errors)
+        if shape is None:
             return None
         if dtype_name is None:
             errors.append(doc.error(path + ("dtype",), f"is required with values: (one of {', '.join(DTYPES)})"))
             return None
-        if arr.size == 0:
-            errors.append(doc.error(path + ("values",), "must not be empty"))
-            return None
-        return InputSpec(name, "values", tuple(arr.shape), dtype_name, values=raw["values"])
+        return InputSpec(name, "values", shape, dtype_name, values=raw["values"])
     if kind == "shape":
         shape = tuple(raw["shape"])
         if not shape:
             errors.append(doc.error(path + ("shape",), "must have at least one dimension"))
+            return None
+        if len(shape) > MAX_RANK:
+            errors.append(doc.error(path + ("shape",), f"has {len(shape)} dimensions; inputs have at most {MAX_RANK}"))
             return None
         size = math.prod(shape)
         if size > MAX_ELEMENTS:
@@ -505,6 +631,10 @@ def _input_spec(doc, path, name, raw, root: Path, errors, expected=False, defaul
         if init == "uniform" and raw.get("low", 0.0) >= raw.get("high", 1.0):
             errors.append(doc.error(path + ("high",), f"must be greater than low, got low={raw.get('low', 0.0)} "
                                     f"high={raw.get('high', 1.0)}"))
+            return None
+        if init == "uniform" and not math.isfinite(float(raw.get("high", 1.0)) - float(raw.get("low", 0.0))):
+            errors.append(doc.error(path + ("high",), f"high - low must be a finite float64 (NumPy draws "
+                                    f"low + (high - low) * u), got low={raw.get('low', 0.0)} high={raw.get('high', 1.0)}"))
             return None
         if dtype_name is None:
             errors.append(doc.error(path + ("dtype",), f"is required (one of {', '.join(DTYPES)})"))
@@ -527,23 +657,24 @@ def _input_spec(doc, path, name, raw, root: Path, errors, expected=False, defaul
         errors.append(doc.error(path + ("file",), f"must be a .npy file, got {rel!r}"))
         return None
     try:
-        shape, dt = inputs.npy_header(target)
-    except (OSError, ValueError) as exc:
-        errors.append(doc.error(path + ("file",), f"not a readable .npy file: {exc}"))
-        return None
-    if dt.hasobject:
-        errors.append(doc.error(path + ("file",), "holds Python objects (it would need pickle); parity reads .npy "
-                                "files with allow_pickle=False: save a numeric array"))
+        shape, dt = inputs.npy_header(target)  # npyio.check: header and length checked against each other
+    except npyio.NpyError as exc:
+        errors.append(doc.error(path + ("file",), _npy_message(str(exc))))
         return None
     if dt.kind not in "fiu" and dt.name not in DTYPES:
         errors.append(doc.error(path + ("file",), f"holds {dt.name} data; expected numbers"))
         return None
     size = math.prod(shape)
-    if size > MAX_ELEMENTS:
-        errors.append(doc.error(path + ("file",), f"holds {size:,} elements; the limit is {MAX_ELEMENTS:,}"))
-        return None
     if size == 0:
         errors.append(doc.error(path + ("file",), "holds an empty array"))
+        return None
+    if not shape:
+        errors.append(doc.error(path + ("file",), "holds a 0-dimensional array (a scalar); inputs have at least "
+                                                  "one dimension"))
+        return None
+    if len(shape) > MAX_RANK:
+        errors.append(doc.error(path + ("file",), f"holds {len(shape)} dimensions {list(shape)}; inputs have at "
+                                                  f"most {MAX_RANK}"))
         return None
     if dtype_name is None:
         dtype_name = dt.name if dt.name in DTYPES else None
@@ -551,7 +682,98 @@ def _input_spec(doc, path, name, raw, root: Path, errors, expected=False, defaul
             errors.append(doc.error(path + ("dtype",), f"is required: the file holds {dt.name}, "
                                                        f"give one of {', '.join(DTYPES)}"))
             return None
-    return InputSpec(name, "file", tuple(shape), dtype_name, file=target)
+    written = Path(os.path.normpath(rel))  # where the case says the file is: a store keeps it there
+    return InputSpec(name, "file", tuple(shape), dtype_name, file=target,
+                     file_as_written=None if ".." in written.parts else written)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogate_errors(doc: yamlio.Document, data) -> list[CaseError]:
+    """Text with a lone surrogate (YAML's "\\ud800" makes one): not a character, and no UTF-8
+    report or terminal can hold it, so it is refused wherever it is."""
+    out, stack = [], [((), data)]
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, str) and _SURROGATE.search(v):
+            ch = _SURROGATE.search(v).group()
+            out.append(doc.error(path, f"contains U+{ord(ch):04X}, a lone surrogate: not a character (write the "
+                                       f"character itself, or a \\U escape of its code point)"))
+        elif isinstance(v, dict):
+            stack += [(path + (k,), x) for k, x in v.items()]
+            out += [doc.error(path + (k,), "a key with a lone surrogate", key=True)
+                    for k in v if isinstance(k, str) and _SURROGATE.search(k)]
+        elif isinstance(v, list) and len(v) < 10000:
+            stack += [(path + (i,), x) for i, x in enumerate(v) if isinstance(x, (str, dict, list))]
+    return sorted(out, key=lambda e: e.line or 0)
+
+
+def _npy_message(problem: str) -> str:
+    """The field message for a .npy file npyio refuses."""
+    if problem.startswith("dtype object "):
+        return ("holds Python objects (it would need pickle); parity reads .npy files with allow_pickle=False: "
+                "save a numeric array")
+    m = re.match(r"shape (\[.*\]) has (\d+) elements, more than the limit of (\d+)$", problem)
+    if m:
+        return f"holds {int(m[2]):,} elements; the limit is {int(m[3]):,} (shape {m[1]})"
+    return f"not a readable .npy file: {problem}"
+
+
+def _values_shape(doc, path: tuple, values, errors) -> tuple[int, ...] | None:
+    """The shape of a ``values:`` nested list, or None after adding the first problem to ``errors``
+    (with the count of any others): rectangular, at most MAX_RANK deep, every element a number
+    (an integer or a float, ``.inf`` and ``.nan`` included; not null, text or a boolean) that a
+    float64 holds."""
+    shape, v, depth = [], values, 0
+    while isinstance(v, list):  # along the first elements: the shape every other element must have
+        depth += 1
+        shape.append(len(v))
+        if not v:
+            break
+        v = v[0]
+    if depth > MAX_RANK:
+        errors.append(doc.error(path, f"is nested {depth} lists deep; values have at most {MAX_RANK} dimensions"))
+        return None
+    if 0 in shape:
+        errors.append(doc.error(path, "must not be empty"))
+        return None
+    problems: list[tuple[tuple, str]] = []
+    stack = [(values, ())]
+    while stack:
+        v, idx = stack.pop()
+        d = len(idx)
+        if d < len(shape):
+            if not isinstance(v, list) or len(v) != shape[d]:
+                what = f"a list of {len(v)}" if isinstance(v, list) else _describe(v)
+                problems.append((idx, f"the nested lists are not rectangular: must be a list of {shape[d]} like "
+                                      + f"{yamlio.field_name(path + (0,) * d)} (values of shape {shape}), got {what}"))
+                continue
+            stack += [(item, idx + (i,)) for i, item in reversed(list(enumerate(v)))]
+        elif isinstance(v, list):
+            problems.append((idx, "the nested lists are not rectangular: must be a number like "
+                                  + f"{yamlio.field_name(path + (0,) * d)} (values of shape {shape}), got a list"))
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            hint = "; null, text and booleans are not numbers (.inf and .nan are)"
+            if isinstance(v, str):
+                try:
+                    float(v)
+                    hint = "; text is not a number: write it without quotes"
+                except ValueError:
+                    pass
+            problems.append((idx, f"must be a number, got {_describe(v)}{hint}"))
+        elif isinstance(v, int) and abs(v) > FLOAT64_MAX:
+            problems.append((idx, f"must be a number a float64 holds, got {_describe(v)}: too large for a float64 "
+                                  + f"(at most {FLOAT64_MAX:.17g})"))
+        elif path + idx in doc.overflow:
+            problems.append((idx, f"must be a number a float64 holds, got {doc.overflow[path + idx]}: too large for a "
+                                  + f"float64 (at most {FLOAT64_MAX:.17g}); write .inf for infinity"))
+    if problems:
+        idx, msg = problems[0]
+        more = f" ({len(problems) - 1} more problem(s) in these values)" if len(problems) > 1 else ""
+        errors.append(doc.error(path + idx, msg + more))
+        return None
+    return tuple(shape)
 
 
 _GRAD_HINT = " (grad_<input> with grad: true)"

@@ -16,6 +16,8 @@ from pathlib import Path
 import ml_dtypes
 import numpy as np
 
+from parity import npyio
+
 DTYPES: dict[str, np.dtype] = {
     "float16": np.dtype(np.float16),
     "bfloat16": np.dtype(ml_dtypes.bfloat16),
@@ -25,6 +27,11 @@ DTYPES: dict[str, np.dtype] = {
 INITS = ("normal", "uniform", "constant", "arange")
 #: refuse inputs above this many elements before allocating anything
 MAX_ELEMENTS = 1 << 28
+#: at most this many dimensions (values:, shape: and file: alike)
+MAX_RANK = 8
+#: seeds are 0..MAX_SEED (NumPy's PCG64 takes any non-negative integer; 64 bits keep them exact in JSON
+#: readers that use int64 and in every report)
+MAX_SEED = 2**63 - 1
 
 
 def dtype(name: str) -> np.dtype:
@@ -44,6 +51,9 @@ class InputSpec:
     seed: int = 0
     args: dict = field(default_factory=dict)  # mean/std, low/high, value, start/step
     file: Path | None = None
+    #: the file's path as the case writes it, relative to the case file (``file`` is resolved:
+    #: through a symlink it names the target); None when it climbs out through '..'
+    file_as_written: Path | None = field(default=None, compare=False)
 
     def materialize(self, as_dtype: str | None = None) -> np.ndarray:
         """The array, in this spec's dtype (or ``as_dtype`` when sweeping dtypes)."""
@@ -51,7 +61,13 @@ class InputSpec:
         if self.kind == "values":
             data = np.array(self.values, dtype=np.float64)
         elif self.kind == "file":
-            data = np.load(self.file, allow_pickle=False)
+            try:
+                data = npyio.load(self.file, MAX_ELEMENTS)
+            except npyio.NpyError as exc:
+                raise npyio.NpyError(f"{self.file}: {exc}") from None
+            if tuple(data.shape) != tuple(self.shape):
+                raise npyio.NpyError(f"{self.file}: holds shape {list(data.shape)}, not the {list(self.shape)} it "
+                                     "held when the case was loaded (the file changed)")
             if data.dtype != target:
                 data = data.astype(np.float64)
         else:
@@ -98,15 +114,12 @@ def digest(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype of a .npy file, read without loading (or unpickling) it."""
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, _, dt = np.lib.format.read_array_header_1_0(f)
-        else:
-            shape, _, dt = np.lib.format.read_array_header_2_0(f)
-    return tuple(shape), dt
+def npy_header(path: Path, max_elements: int = MAX_ELEMENTS) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of a .npy file, read without loading (or unpickling) it, after
+    ``npyio.check``: a damaged, truncated, oversized or non-numeric file raises
+    ``npyio.NpyError`` saying what is wrong."""
+    header = npyio.check(path, max_elements)
+    return header.shape, header.dtype
 
 
 def summarize(arrays: dict[str, np.ndarray]) -> dict[str, dict]:

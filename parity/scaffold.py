@@ -17,7 +17,7 @@ import numpy as np
 import yaml
 
 from parity import compare, runner, store
-from parity.cases import load_case
+from parity.cases import load_case, name_problem
 from parity.errors import InputError
 from parity.protocol import UPSTREAM
 
@@ -37,6 +37,41 @@ def _bound(value: float) -> float:
     return math.ceil(scaled / 10**exp) * 10**exp
 
 
+def case_folder(out_dir: Path, name: str) -> Path:
+    """The folder below ``out_dir`` a new case named ``name`` is written to: the name with every
+    run of characters other than letters, digits, '.', '_' and '-' (a '/' included) made one '-'
+    (``regression/lrn/foo`` -> ``regression-lrn-foo``). Raises InputError (exit 2) for a name that
+    is not a valid case name, that uses '/' other than to separate group names (a leading '/',
+    an empty, '.' or '..' part), or whose folder, resolved (symbolic links followed), is not
+    strictly inside ``out_dir``."""
+    problem = name_problem(name)
+    if problem:
+        raise InputError(f"--name {name!r}: not a valid case name: {problem}; a name is printable text with no "
+                         "leading or trailing whitespace and no control, format (Cf), line/paragraph separator or "
+                         "private-use characters")
+    parts = name.split("/")
+    if name.startswith("/") or any(part.strip() in ("", ".", "..") for part in parts):
+        raise InputError(f"--name {name!r}: a name may use '/' to group cases (lrn/foo), but not as a leading '/' "
+                         "or around an empty, '.' or '..' part")
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
+    out = Path(out_dir).resolve()
+    folder = (out / slug).resolve() if slug not in ("", ".", "..") else out
+    if folder == out:
+        raise InputError(f"--name {name!r}: names no folder below --out {out_dir} (the folder is named by the "
+                         "name's letters, digits, '.', '_' and '-')")
+    if not folder.is_relative_to(out):
+        raise InputError(f"--name {name!r}: the case would be written to {folder} (through a symbolic link?), "
+                         f"which is not inside --out {out_dir}")
+    return folder
+
+
+def _inside(path: Path, folder: Path) -> Path:
+    """``path``, after checking that it (resolved: an existing symbolic link followed) is in ``folder``."""
+    if path.resolve().parent != folder:
+        raise InputError(f"{path} leads outside {folder} (a symbolic link?); refusing to write through it")
+    return path
+
+
 def new_case(results: Path, case_name: str, out_dir: Path, between=None, name: str | None = None) -> Path:
     src = store.load(results)
     if case_name not in src.cases:
@@ -48,20 +83,20 @@ def new_case(results: Path, case_name: str, out_dir: Path, between=None, name: s
         raise InputError(f"--between {between[0]} {between[1]}: the stored case ran {', '.join(r.framework for r in sc.results)}")
     refs = runner.reference_results(case, [r.form for r in kept], sc.inputs, sc.digest)
     rows = compare.evaluate(case, kept, refs)
-    name = name or f"regression/{case.name}"
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
-    folder = Path(out_dir) / slug
+    name = f"regression/{case.name}" if name is None else name
+    folder = case_folder(Path(out_dir), name)
     folder.mkdir(parents=True, exist_ok=True)
+    folder = case_folder(Path(out_dir), name)  # again: nothing raced a link into its place
 
     inputs = {}
     for key, arr in sc.inputs.items():
         if key == UPSTREAM:  # drawn again from grad: {seed} (the same values)
             continue
         if arr.dtype.name == "bfloat16":  # .npy has no bfloat16: float32 holds every value exactly
-            np.save(folder / f"{key}.npy", arr.astype(np.float32), allow_pickle=False)
+            np.save(_inside(folder / f"{key}.npy", folder), arr.astype(np.float32), allow_pickle=False)
             inputs[key] = {"file": f"{key}.npy", "dtype": "bfloat16"}
             continue
-        np.save(folder / f"{key}.npy", arr, allow_pickle=False)
+        np.save(_inside(folder / f"{key}.npy", folder), arr, allow_pickle=False)
         inputs[key] = {"file": f"{key}.npy"}
 
     versions = {r.framework: _version(r.version) for r in kept if r.version}
@@ -110,7 +145,7 @@ def new_case(results: Path, case_name: str, out_dir: Path, between=None, name: s
         doc["tolerance"] = case.tolerance
     if known:
         doc["known"] = known
-    path = folder / "case.yaml"
+    path = _inside(folder / "case.yaml", folder)
     path.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100, default_flow_style=None))
     # it must load except for the placeholders
     from parity.errors import CaseErrors

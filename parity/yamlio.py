@@ -7,11 +7,17 @@ objects). On top of it this module adds:
 * duplicate keys are an error (PyYAML silently keeps the last one);
 * a map from each value's path, e.g. ``("params", "size")``, to its line, so that
   validation errors can name the line;
-* a bound on alias expansion ("billion laughs").
+* a bound on alias expansion ("billion laughs");
+* numbers YAML reads but Python cannot keep: an integer of more digits than Python
+  converts (4300) is read as a ``LongInt`` of as many digits (``10**(n-1)``, signed), so
+  validation reports it at its field as "a N-digit integer" (no field takes one); a float
+  literal beyond float64's range (``1e400``), which reads as inf, is remembered
+  (``Document.overflow``) so that validation can say so instead of "got inf".
 """
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -29,6 +35,36 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
+class LongInt(int):
+    """An integer of more digits than Python converts from text (4300): its value is
+    ``10**(digits-1)`` with the literal's sign, and it shows as "a N-digit integer" (``repr``
+    and ``str`` of the real value would raise)."""
+
+    digits: int
+
+    def __new__(cls, digits: int, negative: bool):
+        self = super().__new__(cls, (-1 if negative else 1) * 10 ** max(digits - 1, 0))
+        self.digits = digits
+        return self
+
+    def __repr__(self) -> str:
+        return f"a {self.digits}-digit integer"
+
+    __str__ = __repr__
+
+
+def _construct_int(loader, node):
+    try:
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
+    except ValueError:  # more digits than int() converts (sys.get_int_max_str_digits)
+        return LongInt(sum(c.isdigit() for c in node.value), node.value.lstrip().startswith("-"))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_INF_OR_NAN = re.compile(r"^[-+]?\.(?:inf|Inf|INF|nan|NaN|NAN)$")
+
 _Loader.add_implicit_resolver(
     "tag:yaml.org,2002:float",
     re.compile(
@@ -43,11 +79,13 @@ _Loader.add_implicit_resolver(
 class Document:
     """A loaded YAML document: the data and the line of every value."""
 
-    def __init__(self, file: Path, data, lines: dict, key_lines: dict):
+    def __init__(self, file: Path, data, lines: dict, key_lines: dict, overflow: dict | None = None):
         self.file = file
         self.data = data
         self._lines = lines
         self._key_lines = key_lines
+        #: path -> the text of a float literal beyond float64's range (1e400), which reads as inf
+        self.overflow = overflow or {}
 
     def line(self, path: Path_, key: bool = False) -> int | None:
         """Line of the value at ``path`` (or of its key); falls back to the parent."""
@@ -98,9 +136,10 @@ def load(file: Path, text: str | None = None) -> Document:
         node = loader.get_single_node()
         lines: dict = {}
         key_lines: dict = {}
+        overflow: dict = {}
         if node is not None:
             lines[()] = node.start_mark.line + 1
-            _walk(file, node, (), lines, key_lines, [0])
+            _walk(file, node, (), lines, key_lines, [0], overflow)
             data = loader.construct_document(node)
         else:
             data = None
@@ -123,10 +162,10 @@ def load(file: Path, text: str | None = None) -> Document:
     finally:
         if loader is not None:
             loader.dispose()
-    return Document(file, data, lines, key_lines)
+    return Document(file, data, lines, key_lines, overflow)
 
 
-def _walk(file, node, path, lines, key_lines, count):
+def _walk(file, node, path, lines, key_lines, count, overflow):
     count[0] += 1
     if count[0] > MAX_NODES:
         raise CaseError(file, node.start_mark.line + 1, None,
@@ -139,7 +178,7 @@ def _walk(file, node, path, lines, key_lines, count):
                                 "mapping keys must be plain scalars")
             key = key_node.value
             if key == "<<":  # merge key: the merged mapping's own lines are kept
-                _walk(file, value_node, path, lines, key_lines, count)
+                _walk(file, value_node, path, lines, key_lines, count, overflow)
                 continue
             if key in seen:
                 raise CaseError(file, key_node.start_mark.line + 1, _fname(path + (key,)),
@@ -148,12 +187,18 @@ def _walk(file, node, path, lines, key_lines, count):
             sub = path + (key,)
             lines[sub] = value_node.start_mark.line + 1
             key_lines[sub] = key_node.start_mark.line + 1
-            _walk(file, value_node, sub, lines, key_lines, count)
+            _walk(file, value_node, sub, lines, key_lines, count, overflow)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             sub = path + (i,)
             lines[sub] = item.start_mark.line + 1
-            _walk(file, item, sub, lines, key_lines, count)
+            _walk(file, item, sub, lines, key_lines, count, overflow)
+    elif node.tag == _FLOAT_TAG and not _INF_OR_NAN.match(node.value):
+        try:
+            if math.isinf(float(node.value.replace("_", ""))):
+                overflow[path] = node.value
+        except ValueError:  # a YAML 1.1 sexagesimal float (190:20:30.15): never that large
+            pass
 
 
 def _fname(path):

@@ -110,3 +110,38 @@ def test_unknown_op_on_the_command_line_is_exit_2(tmp_path):
     assert result.code == 2 and "unrecognized arguments: --bogus" in result.stderr
     result = run_cli("run", tmp_path / "missing")
     assert result.code == 2 and "no such file or directory" in result.stderr
+
+
+#: kinds added with the limits on numbers, names, nesting and .npy files: each must be refused by
+#: `parity validate` alone, with exit 2 and one line, never a traceback
+LIMIT_KINDS = [
+    "size-huge-integer", "integer-5000-digits", "size-beyond-32-bit", "seed-huge-integer", "grad-seed-huge-integer",
+    "tolerance-huge-integer", "alpha-float-overflow", "timeout-too-long", "uniform-range-overflow",
+    "values-huge-integer", "values-float-overflow", "values-null", "values-quoted-number", "values-boolean",
+    "values-nested-too-deep", "shape-too-many-dims", "shape-dimension-huge-integer", "shape-dimension-over-limit",
+    "name-blank", "name-zero-width", "name-line-separator", "name-paragraph-separator", "name-control-escape",
+    "name-trailing-space", "name-private-use", "name-bidi-override",
+    "npy-truncated", "npy-negative-shape", "npy-version-9", "npy-gib-header", "npy-unhashable-header",
+    "npy-nine-dims", "npy-scalar",
+]
+
+
+@pytest.mark.parametrize("stem", LIMIT_KINDS)
+def test_validate_refuses_each_limit_kind_with_one_line_and_exit_2(stem):
+    path = CORPUS / f"{stem}.yaml"
+    line, field, message = expectation(path)
+    result = run_cli("validate", path)
+    assert result.code == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    lines = result.stderr.splitlines()  # splitlines: a raw U+2028 or U+0085 in the message would break a line too
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"parity: error: {path}:{line}: {field}: ") and message in lines[0], lines[0]
+
+
+def test_run_refuses_a_damaged_npy_before_running_anything(tmp_path):
+    path = CORPUS / "npy-truncated.yaml"
+    result = run_cli("run", path, "--frameworks", "torch", report_dir=tmp_path / "reports")
+    assert result.code == 2, result.stdout + result.stderr
+    assert f"{path}:5: inputs.x.file: not a readable .npy file: truncated" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "reports").exists()

@@ -1,0 +1,122 @@
+""".npy files are input: read the header first, check it, then read exactly what it declares.
+
+A case's ``file:`` input and every array of a results store go through here. ``check``
+reads the magic and header only (no data, never a pickle) and refuses what parity cannot
+use or should not trust: an unknown format version, an object or structured dtype, a
+negative or non-integer shape, more elements than ``max_elements``, and a file shorter (or
+longer) than its header declares. ``load`` checks, then reads the data with
+``allow_pickle=False``. Every refusal is an ``NpyError`` whose message says what is wrong,
+for a one-line error naming the file.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: the dtype kinds an array may have: bool, integers, floats (bfloat16 is stored as uint16)
+KINDS = "biuf"
+#: at most this many elements (the limit of a case's inputs, parity.inputs.MAX_ELEMENTS)
+MAX_ELEMENTS = 1 << 28
+#: np.load's own limit (its max_header_size default): a longer header passes no check here that load
+#: would then refuse
+_MAX_HEADER = 10000
+
+
+class NpyError(ValueError):
+    """A .npy file parity refuses to read."""
+
+
+@dataclass(frozen=True)
+class Header:
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    fortran_order: bool
+    offset: int  # where the data starts
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+def check(path: Path, max_elements: int = MAX_ELEMENTS) -> Header:
+    """The header of ``path``, checked against the file (see the module docstring)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(8)
+            if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
+                raise NpyError("not a .npy file (no NumPy magic string)")
+            major, minor = magic[6], magic[7]
+            if (major, minor) not in ((1, 0), (2, 0), (3, 0)):
+                raise NpyError(f"unknown .npy format version {major}.{minor} (known: 1.0, 2.0, 3.0)")
+            width = 2 if major == 1 else 4
+            raw = f.read(width)
+            if len(raw) < width:
+                raise NpyError("truncated header")
+            length = int.from_bytes(raw, "little")
+            if length > _MAX_HEADER:
+                raise NpyError(f"header of {length} bytes (at most {_MAX_HEADER})")
+            text = f.read(length)
+            if len(text) < length:
+                raise NpyError("truncated header")
+            size_on_disk = os.fstat(f.fileno()).st_size
+    except OSError as exc:
+        raise NpyError(f"unreadable: {exc.strerror or exc}") from None
+    header = _parse(text.decode("utf-8" if major == 3 else "latin1", errors="replace"), 8 + width + length,
+                    max_elements)
+    expected = header.offset + header.size * header.dtype.itemsize
+    if size_on_disk < expected:
+        raise NpyError(f"truncated: the header declares {header.size} elements of {header.dtype.name} "
+                       f"({expected - header.offset} bytes), the file holds {size_on_disk - header.offset}")
+    if size_on_disk > expected:
+        raise NpyError(f"{size_on_disk - expected} bytes after the data the header declares")
+    return header
+
+
+def _parse(text: str, offset: int, max_elements: int) -> Header:
+    try:
+        d = ast.literal_eval(text.strip())
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # TypeError: {[1]: 2}
+        raise NpyError("header is not a Python literal") from None
+    if not isinstance(d, dict) or set(d) != {"descr", "fortran_order", "shape"}:
+        raise NpyError("header must be a dict of descr, fortran_order and shape")
+    shape, descr, fortran = d["shape"], d["descr"], d["fortran_order"]
+    if not isinstance(shape, tuple) or not all(type(n) is int for n in shape):
+        raise NpyError(f"shape {shape!r} is not a tuple of integers")
+    if any(n < 0 for n in shape):
+        raise NpyError(f"negative dimension in shape {list(shape)}")
+    if len(shape) > 32:
+        raise NpyError(f"{len(shape)} dimensions (at most 32)")
+    if not isinstance(fortran, bool):
+        raise NpyError("fortran_order is not True or False")
+    if not isinstance(descr, str):
+        raise NpyError("structured dtypes are not supported: expected a plain numeric dtype")
+    try:
+        dt = np.dtype(descr)
+    except (TypeError, ValueError):
+        raise NpyError(f"unknown dtype {descr!r}") from None
+    if dt.kind not in KINDS or dt.hasobject or dt.fields is not None or dt.subdtype is not None:
+        raise NpyError(f"dtype {dt} is not supported: expected booleans, integers or floats")
+    size = 1
+    for n in shape:
+        size *= n
+    if size > max_elements:
+        raise NpyError(f"shape {list(shape)} has {size} elements, more than the limit of {max_elements}")
+    return Header(tuple(shape), dt, fortran, offset)
+
+
+def load(path: Path, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
+    """The array of ``path``, after ``check``; never unpickles."""
+    check(path, max_elements)
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise NpyError(f"unreadable: {exc}") from None
