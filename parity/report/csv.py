@@ -6,15 +6,26 @@ import csv
 import io
 
 from parity.report import Report, record
+from parity.report.escape import csv_cell
 
+#: the columns, in order: the keys of ``record`` (tests/test_report_escaping.py checks they
+#: agree), for the header of a report with no comparison
+COLUMNS = (
+    "case", "op", "comparison", "kind", "a", "b", "output", "dtype", "device_a", "device_b", "host_a", "host_b",
+    "verdict", "ok", "declared", "max_abs", "max_rel", "mean_abs", "max_ulp", "mismatches", "elements",
+    "mismatch_fraction", "nonfinite_mismatches", "min_atol", "atol", "rtol", "worst_index", "worst_a", "worst_b",
+    "cause", "bound_ratio", "semantic", "semantic_max_abs", "message", "notes", "known_reason", "known_where",
+    "version_a", "version_b", "spelling_a", "spelling_b", "case_file",
+)
 
 
 def render(report: Report) -> str:
+    """The CSV text: a header line (also when there is no comparison, as after an early
+    interrupt), then one line per comparison. Text cells are escaped against formula
+    injection (escape.csv_cell); numbers are written as numbers."""
     rows = [record(r) for r in report.rows]
     buf = io.StringIO()
-    if not rows:
-        return ""
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else list(COLUMNS), lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(v) for k, v in row.items()})
@@ -23,7 +34,7 @@ def render(report: Report) -> str:
 
 def _cell(value):
     if isinstance(value, float):
-        return repr(value)
+        return repr(value)  # a number: never prefixed, even when negative
     if isinstance(value, (list, tuple)):
-        return " ".join(map(str, value))
-    return value
+        return csv_cell(" ".join(map(str, value)))
+    return csv_cell(value)

@@ -3,6 +3,12 @@
 FAIL and FIXED are failures; an undeclared ERROR, CRASH or TIMEOUT is an error; PASS
 passes; UNSUPPORTED, KNOWN_GAP and declared errors are skipped with their reason (as
 pytest reports an expected failure). Metrics travel as testcase properties.
+
+Every attribute value and text goes through escape.xml_text, so that a control character
+in a case's text (which XML 1.0 forbids even as a character reference) is written as a
+visible escape and the file stays well-formed; and through escape.terminal first, so that
+the C1 controls and bidi overrides XML allows are visible too (CI test views show this
+text, and some print it to a log).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from parity.report import Report, fmt, record
+from parity.report.escape import terminal, xml_text
 
 
 def _kind(row) -> str:
@@ -20,6 +27,18 @@ def _kind(row) -> str:
     if row.verdict in ("UNSUPPORTED", "KNOWN_GAP"):
         return "skipped"
     return "pass"
+
+
+def _escape(root: ET.Element) -> None:
+    """Make every attribute value and text of the tree safe for XML 1.0 (tags and attribute
+    names are parity's own); C1 controls and bidi overrides are made visible as well."""
+    for el in root.iter():
+        for key, value in list(el.attrib.items()):
+            el.set(key, xml_text(terminal(value)))
+        if el.text:
+            el.text = xml_text(terminal(el.text))
+        if el.tail:
+            el.tail = xml_text(terminal(el.tail))
 
 
 def render(report: Report) -> str:
@@ -59,5 +78,6 @@ def render(report: Report) -> str:
             totals[k] += v
     for k, v in totals.items():
         root.set(k, str(v))
+    _escape(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -1,4 +1,10 @@
-"""The tolerance table printed at the end of `parity run`."""
+"""The tolerance table printed at the end of `parity run`, and the progress display.
+
+Text from case files and frameworks (names, reasons, messages, labels) goes through
+escape.terminal: an ESC, CSI or bidi override in it is shown as ``\\x1b`` or ``\\u202e``
+instead of being acted on by the terminal. Table cells are escaped before their widths
+are measured, and each rendered line is escaped once more as a whole.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,14 @@ import sys
 
 from parity.host import describe, differences
 from parity.report import Report, fmt
+from parity.report.escape import terminal
 
 COLUMNS = ("case", "comparison", "out", "max abs", "max rel", "ulp", "mismatch", "verdict", "note")
+
+
+def _one_line(text) -> str:
+    """``text`` escaped for the terminal, on one line (a table cell, a progress line)."""
+    return terminal(text).replace("\r\n", " ").replace("\n", " ").replace("\t", " ")
 
 
 def _note(row) -> str:
@@ -28,9 +40,10 @@ def across_hosts(report: Report) -> list[str]:
     hosts = list(report.hosts().values())
     if len(hosts) < 2:
         return []
-    out = ["", f"hosts: {len(hosts)}"] + [f"  {describe(h)}" for h in hosts]
+    out = ["", f"hosts: {len(hosts)}"] + [f"  {_one_line(describe(h))}" for h in hosts]
     for other in hosts[1:]:
-        out.append(f"  {hosts[0]['label']} vs {other['label']}: {'; '.join(differences(hosts[0], other)) or 'no difference'}")
+        out.append(_one_line(f"  {hosts[0]['label']} vs {other['label']}: "
+                             f"{'; '.join(differences(hosts[0], other)) or 'no difference'}"))
     entries = report.across_hosts()
     out.append(f"differs across hosts: {len(entries)} output(s) of {len({e['case'] for e in entries})} case(s)"
                + (" (parity.json: across_hosts)" if entries else ""))
@@ -39,7 +52,7 @@ def across_hosts(report: Report) -> list[str]:
                          + (f" {fmt(h['max_abs'])}" if h["max_abs"] is not None else "") for h in e["hosts"])
         between = f"; between hosts {fmt(e['max_abs_between_hosts'])}" if e["max_abs_between_hosts"] is not None else ""
         worker = f" ({'; '.join(e['worker_differences'])})" if e["worker_differences"] else ""
-        out.append(f"  {e['case']}  {e['side']} [{e['output']}]: {seen}{between}{worker}")
+        out.append(_one_line(f"  {e['case']}  {e['side']} [{e['output']}]: {seen}{between}{worker}"))
     return out
 
 
@@ -61,15 +74,15 @@ def recap(report: Report) -> list[str]:
     for row in bad:
         head = f"{row.verdict} {row.case.name}: {row.title} [{row.output}]"
         metrics = _metrics_text(row)
-        out.append(head + (f": {metrics}" if metrics else ""))
+        out.append(_one_line(head + (f": {metrics}" if metrics else "")))
         for i, line in enumerate((row.message or "").splitlines()):
-            out.append(("    why: " if i == 0 else "         ") + line)
+            out.append(("    why: " if i == 0 else "         ") + _one_line(line))
         if row.known is not None:
             k = row.known
-            out.append(f"    declared: {k.label()} {k.describe()} at {row.case.path}:{k.line}: {k.reason}")
+            out.append(_one_line(f"    declared: {k.label()} {k.describe()} at {row.case.path}:{k.line}: {k.reason}"))
         for note in row.notes:
-            out.append(f"    note: {note}")
-        out.append(f"    case: {row.case.path}:{row.known.line if row.known else row.case.line}")
+            out.append(_one_line(f"    note: {note}"))
+        out.append(_one_line(f"    case: {row.case.path}:{row.known.line if row.known else row.case.line}"))
     return out
 
 
@@ -88,9 +101,9 @@ def render(report: Report, width: int | None = None, verbose: bool = False, tty:
                 continue
             m = row.metrics
             mism = f"{m.mismatches}/{m.n}" if m else "-"
-            table.append((c.case.name, row.title, row.output, fmt(m.max_abs if m else None),
-                          fmt(m.max_rel if m else None), fmt(m.max_ulp if m else None), mism,
-                          row.verdict + ("" if row.ok else " !"), _note(row)))
+            table.append(tuple(map(_one_line, (
+                c.case.name, row.title, row.output, fmt(m.max_abs if m else None), fmt(m.max_rel if m else None),
+                fmt(m.max_ulp if m else None), mism, row.verdict + ("" if row.ok else " !"), _note(row)))))
     out = []
     if table:
         widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in table)) for i in range(len(COLUMNS) - 1)]
@@ -120,7 +133,7 @@ def render(report: Report, width: int | None = None, verbose: bool = False, tty:
     n_cases = len(report.cases)
     out.append(f"{len(report.rows)} comparisons in {n_cases} case{'s' if n_cases != 1 else ''}: {summary} -> {status}"
                f" ({report.seconds:.1f} s)" + (f"; {hidden} PASS rows not shown (-v shows every row)" if hidden else ""))
-    return "\n".join(out) + "\n"
+    return terminal("\n".join(out)) + "\n"
 
 
 class Progress:
@@ -139,7 +152,7 @@ class Progress:
 
     def update(self, result) -> None:
         self.done += 1
-        what = f"{result.case.name}  {result.framework}@{result.device} {result.dtype}  {result.status}"
+        what = _one_line(f"{result.case.name}  {result.framework}@{result.device} {result.dtype}  {result.status}")
         if self.bar:
             filled = int(self.width * self.done / max(self.total, 1))
             line = f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total}  {what}"
