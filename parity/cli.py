@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import shlex
 import signal
 import sys
@@ -17,6 +18,13 @@ from pathlib import Path
 
 from parity import __version__, frameworks, ops
 from parity.errors import InputError
+from parity.report.escape import terminal as _safe
+
+
+def say(*parts, file=None, end="\n") -> None:
+    """print() for text that may come from a case file, a store or a framework: control
+    characters are shown, not sent to the terminal (parity.report.escape.terminal)."""
+    print(_safe(" ".join(map(str, parts))), file=file, end=end)
 
 EPILOG = """\
 exit status: 0 all comparisons PASS or declared (KNOWN_GAP, expected ERROR/UNSUPPORTED);
@@ -91,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"only these frameworks (from: {', '.join(frameworks.NAMES)})")
     run.add_argument("--device", type=_csv, metavar="D", default=None,
                      help="run on these devices instead of the cases' own (cpu, gpu)")
-    run.add_argument("--timeout", type=float, default=300.0, metavar="SEC",
+    run.add_argument("--timeout", type=_seconds, default=300.0, metavar="SEC",
                      help="per-run time limit in seconds, unless the case sets timeout: (default 300)")
     run.add_argument("--python", action="append", metavar="FW[:LABEL]=PYTHON",
                      help="run framework FW with another Python interpreter (torch=/opt/venv/bin/python), or, with "
@@ -153,6 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     bl.add_argument("--report-dir", type=Path, default=Path("reports"), metavar="DIR", help=argparse.SUPPRESS)
     bl.add_argument("--baselines", type=Path, default=Path("baselines"), metavar="DIR",
                     help="where baselines live (default: baselines/)")
+    bl.add_argument("--replace", action="store_true", help="replace baseline NAME if it exists (default: refuse)")
 
     nc = sub.add_parser("new-case", help="write a regression case from stored results",
                         description="Write a YAML regression case that reproduces a stored run: the same calls "
@@ -179,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write the case with the verified exact mapping applied (one case and pair)")
     ex.add_argument("--cases-dir", type=Path, default=Path("cases"), metavar="DIR",
                     help="where to look up case names (default: cases/)")
-    ex.add_argument("--timeout", type=float, default=300.0, metavar="SEC", help="per-run time limit")
+    ex.add_argument("--timeout", type=_seconds, default=300.0, metavar="SEC", help="per-run time limit")
     fz = sub.add_parser(
         "fuzz", help="search with hypothesis for inputs the frameworks disagree on; write each as a case",
         description="Generate cases of OP with hypothesis (shapes, parameters, dtypes, value ranges from tiny to "
@@ -204,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "so ill-conditioned that rounding alone exceeds the tolerance are then not findings)")
     fz.add_argument("--out", type=Path, default=Path("fuzz-findings"), metavar="DIR",
                     help="where to write the cases found and fuzz-OP.json (default: fuzz-findings/)")
-    fz.add_argument("--timeout", type=float, default=120.0, metavar="SEC", help="per-run time limit (default 120)")
+    fz.add_argument("--timeout", type=_seconds, default=120.0, metavar="SEC", help="per-run time limit (default 120)")
     return p
 
 
@@ -228,10 +237,10 @@ def cmd_validate(args) -> int:
 def cmd_list(args) -> int:
     if args.ops:
         for name, op in sorted(ops.registry().items()):
-            print(f"{name}: {op.summary}")
+            say(f"{name}: {op.summary}")
             for fw, spellings in op.spellings.items():
                 mark = "" if frameworks.installed(fw) else "  (not installed)"
-                print(f"  {fw:<11} {', '.join(s.name for s in spellings)}{mark}")
+                say(f"  {fw:<11} {', '.join(s.name for s in spellings)}{mark}")
         return 0
     from parity.cases import load_tree
 
@@ -239,8 +248,22 @@ def cmd_list(args) -> int:
         fws = ",".join(c.frameworks) if c.frameworks else "(installed: " + ",".join(
             fw for fw in c.op.frameworks() if frameworks.installed(fw)) + ")"
         shapes = " ".join(f"{k}={'x'.join(map(str, s.shape))}:{s.dtype}" for k, s in c.inputs.items())
-        print(f"{c.name}\t{c.op.name}\t{fws}\t{','.join(c.devices)}\t{shapes}\t{c.path}")
+        say(f"{c.name}\t{c.op.name}\t{fws}\t{','.join(c.devices)}\t{shapes}\t{c.path}")
     return 0
+
+
+def _seconds(value: str) -> float:
+    """A time limit: a finite number of seconds > 0, at most a day, as a case's timeout:"""
+    from parity.cases import MAX_TIMEOUT
+
+    try:
+        x = float(value)
+    except ValueError:
+        x = math.nan
+    if not (math.isfinite(x) and 0 < x <= MAX_TIMEOUT):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0 and at most {MAX_TIMEOUT} "
+                                         f"(a day), got {value!r}")
+    return x
 
 
 def _shard(value: str) -> tuple[int, int]:
@@ -263,7 +286,24 @@ def _write_reports(rep, args) -> None:
     from parity import report
 
     written = report.write_all(rep, args.report_dir)
-    print("reports: " + ", ".join(str(p) for p in written))
+    say("reports: " + ", ".join(str(p) for p in written))
+
+
+def _report_lock(report_dir: Path):
+    """The report directory, checked before anything runs, and locked for this process."""
+    from parity import fsutil
+
+    fsutil.usable_dir(report_dir, "--report-dir")
+    return fsutil.Lock(Path(report_dir) / ".parity.lock", f"--report-dir {report_dir}").acquire()
+
+
+def _not_a_baseline(results: Path, baselines: Path) -> None:
+    from parity import store
+
+    real = Path(results).resolve()
+    if store.is_baseline(results) or real.is_relative_to(Path(baselines).resolve()):
+        raise InputError(f"--results {results}: is in the baselines directory {baselines}; a run never writes into a "
+                         f"baseline (save one afterwards with `parity baseline save NAME`)")
 
 
 def cmd_run(args) -> int:
@@ -287,8 +327,6 @@ def cmd_run(args) -> int:
         bad = [d for d in args.device if d not in frameworks.DEVICES]
         if bad:
             raise InputError(f"--device: unknown {', '.join(bad)}; expected {', '.join(frameworks.DEVICES)}")
-    if args.timeout <= 0:
-        raise InputError("--timeout: must be > 0")
     cases = _select(load_tree(args.paths), args.case)
     if args.shard:
         cases = shard(cases, *args.shard)
@@ -296,7 +334,22 @@ def cmd_run(args) -> int:
     runs = runner.plan(cases, args.frameworks, args.device, python, env)
     command = "parity " + shlex.join(sys.argv[1:])
     results_dir = None if args.no_results else (args.results or store.default_results_dir(args.report_dir))
-    writer = store.Writer(results_dir, command, report.host_info()) if results_dir else None
+    if results_dir is not None:
+        _not_a_baseline(results_dir, args.baselines)
+    lock = None if args.no_report else _report_lock(args.report_dir)
+    try:
+        writer = store.Writer(results_dir, command, report.host_info()) if results_dir else None
+        return _run(args, cases, runs, baseline, writer, command)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run(args, cases, runs, baseline, writer, command) -> int:
+    """cmd_run after its checks: run, store, report. Whatever happens, the results finished so
+    far are kept: an interrupted or failing run closes its store as interrupted."""
+    from parity import compare, fsutil, report, runner
+    from parity.report import terminal
 
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
@@ -320,24 +373,32 @@ def cmd_run(args) -> int:
     interrupted = False
     signal.signal(signal.SIGTERM, _interrupt)  # CI cancels with SIGTERM: treat it as Ctrl-C
     try:
-        runner.execute(cases, runs, timeout=args.timeout, on_result=on_result, on_case_done=on_case_done,
-                       log_dir=None if args.no_report else args.report_dir / "logs")
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted: writing the results finished so far", file=sys.stderr)
-    finally:
-        progress.close()
-    if writer:
-        writer.close(interrupted)
-    order = {c.name: i for i, c in enumerate(cases)}
-    done.sort(key=lambda c: order[c.case.name])
-    rep = report.Report(done, started, time.perf_counter() - t0, command, report.host_info(), interrupted)
-    print(terminal.render(rep, verbose=args.verbose), end="")
-    if not args.no_report:
-        _write_reports(rep, args)
-    if writer:
-        print(f"results: {results_dir}")
-    return 130 if interrupted else rep.exit_code
+        try:
+            runner.execute(cases, runs, timeout=args.timeout, on_result=on_result, on_case_done=on_case_done,
+                           log_dir=None if args.no_report else args.report_dir / "logs")
+        except KeyboardInterrupt:
+            interrupted = True
+            print("\ninterrupted: writing the results finished so far", file=sys.stderr)
+        finally:
+            progress.close()
+    except BaseException:
+        if writer:  # a harness failure: keep what finished, marked interrupted, then let it show
+            with fsutil.deferred_signals():
+                writer.close(interrupted=True)
+        raise
+    with fsutil.deferred_signals(restore=False) as held:  # a second Ctrl-C waits for whole reports and results
+        if writer:
+            writer.close(interrupted)
+        order = {c.name: i for i, c in enumerate(cases)}
+        done.sort(key=lambda c: order[c.case.name])
+        rep = report.Report(done, started, time.perf_counter() - t0, command, report.host_info(), interrupted,
+                            stopped=interrupted)
+        print(terminal.render(rep, verbose=args.verbose), end="")
+        if not args.no_report:
+            _write_reports(rep, args)
+        if writer:
+            say(f"results: {writer.root}")
+    return 130 if held else rep.exit_code
 
 
 def report_from_store(paths: list[Path], baseline=None, baseline_name: str = "", cases_dir: Path | None = None):
@@ -380,10 +441,10 @@ def rejudge(src, cases_dir: Path) -> None:
         del src.cases[name]
     missing = [name for name in today if name not in src.cases]
     if gone:
-        print(f"note: {len(gone)} stored case(s) are not in {cases_dir} and are left out: {', '.join(gone[:5])}"
+        say(f"note: {len(gone)} stored case(s) are not in {cases_dir} and are left out: {', '.join(gone[:5])}"
               + (" ..." if len(gone) > 5 else ""), file=sys.stderr)
     if missing:
-        print(f"note: {len(missing)} case(s) of {cases_dir} are not in the store and are not judged: "
+        say(f"note: {len(missing)} case(s) of {cases_dir} are not in the store and are not judged: "
               f"{', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
     for name, sc in src.cases.items():
         case = today[name]
@@ -417,18 +478,25 @@ def cmd_report(args) -> int:
     from parity import store
     from parity.report import terminal
 
+    from parity import fsutil
+
     baseline = store.load(store.baseline_path(args.baselines, args.baseline)) if args.baseline else None
-    rep = report_from_store(args.results, baseline, args.baseline or "", args.cases_dir)
-    print(terminal.render(rep, verbose=args.verbose), end="")
-    _write_reports(rep, args)
-    return rep.exit_code
+    lock = _report_lock(args.report_dir)
+    try:
+        rep = report_from_store(args.results, baseline, args.baseline or "", args.cases_dir)
+        with fsutil.deferred_signals(restore=False) as held:
+            print(terminal.render(rep, verbose=args.verbose), end="")
+            _write_reports(rep, args)
+    finally:
+        lock.release()
+    return 130 if held else rep.exit_code
 
 
 def cmd_merge(args) -> int:
     from parity import store
 
     out = store.merge(args.results, args.out)
-    print(f"merged {len(args.results)} result stores into {out}")
+    say(f"merged {len(args.results)} result stores into {out}")
     return 0
 
 
@@ -441,15 +509,15 @@ def cmd_baseline(args) -> int:
         for name in names:
             m = store.load(root / name, load_outputs=False).manifest
             versions = ", ".join(f"{k} {v}" for k, v in m.get("versions", {}).items())
-            print(f"{name}\t{m.get('created', '')}\t{len(m.get('cases', []))} cases\t{versions}")
+            say(f"{name}\t{m.get('created', '')}\t{len(m.get('cases', []))} cases\t{versions}")
         if not names:
-            print(f"no baselines in {root}")
+            say(f"no baselines in {root}")
         return 0
     if not args.name:
         raise InputError("baseline save: give a NAME")
     results = args.results or store.default_results_dir(args.report_dir)
-    dest = store.save_baseline(results, args.baselines, args.name)
-    print(f"saved {results} as baseline {args.name!r} in {dest}")
+    dest = store.save_baseline(results, args.baselines, args.name, replace=args.replace)
+    say(f"saved {results} as baseline {args.name!r} in {dest}")
     return 0
 
 
@@ -457,11 +525,13 @@ def cmd_new_case(args) -> int:
     from parity import scaffold
 
     path = scaffold.new_case(args.from_results, args.case, args.out, args.between, args.name)
-    print(f"wrote {path}: fill in the reason of each known entry (validation refuses TODO), then run it")
+    say(f"wrote {path}: fill in the reason of each known entry (validation refuses TODO), then run it")
     return 0
 
 
 def _interrupt(signum, frame):
+    """Ctrl-C and SIGTERM stop a run (the results finished so far are kept): the first raises
+    KeyboardInterrupt; the final writing holds later ones back (fsutil.deferred_signals)."""
     raise KeyboardInterrupt
 
 
@@ -496,13 +566,13 @@ def cmd_explain(args) -> int:
     result = explain.explain(cases, tuple(args.between) if args.between else None, timeout=args.timeout)
     if not result:
         print("no gaps to explain: every pair of frameworks agrees and computes the same form")
-    print(explain.render(result), end="")
+    say(explain.render(result), end="")
     if args.write_case:
         if len(result) != 1:
             raise InputError(f"--write-case needs exactly one case and pair to explain, got {len(result)}; "
                              f"use --between A B")
         case = explain.write_corrected(result[0], args.write_case)
-        print(f"wrote {args.write_case} ({case.name}); it loads and validates")
+        say(f"wrote {args.write_case} ({case.name}); it loads and validates")
     return 0 if explain.all_verified(result) else 1
 
 
@@ -525,7 +595,7 @@ def cmd_fuzz(args) -> int:
     def progress(n, ex, sig):
         if not sys.stderr.isatty():
             return
-        print(f"\r{n:5d} examples run  {'finding' if sig else 'agree  '}  {ex.describe()[:90]:90}", end="",
+        print(f"\r{n:5d} examples run  {'finding' if sig else 'agree  '}  {_safe(ex.describe())[:90]:90}", end="",
               file=sys.stderr, flush=True)
 
     outcome = fuzz.search(args.op, only=args.frameworks, max_examples=args.max_examples, seed=args.seed,
@@ -533,8 +603,8 @@ def cmd_fuzz(args) -> int:
                           beyond_bound=args.beyond_bound, progress=progress)
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    print(fuzz.render(outcome), end="")
-    print(f"report: {fuzz.write_report(outcome, args.out)}")
+    say(fuzz.render(outcome), end="")
+    say(f"report: {fuzz.write_report(outcome, args.out)}")
     return 1 if outcome.findings else 0
 
 
@@ -546,11 +616,14 @@ def main(argv: list[str] | None = None) -> int:
                 "report": cmd_report, "merge": cmd_merge, "baseline": cmd_baseline,
                 "new-case": cmd_new_case, "fuzz": cmd_fuzz}[args.command](args)
     except InputError as exc:
-        print(f"parity: error: {exc}" if "\n" not in str(exc) else f"parity: invalid input:\n{exc}",
-              file=sys.stderr)
+        say(f"parity: error: {exc}" if "\n" not in str(exc) else f"parity: invalid input:\n{exc}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:
         return 1
+    except OSError as exc:  # the filesystem said no (full disk, permissions): one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        say(f"parity: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -7,38 +7,60 @@ Layout of a results directory (schema ``parity-results/1``)::
       cases/<case-id>/case.yaml        a copy of the case file, and of every file it reads
       cases/<case-id>/inputs/<x>.npy   the inputs as they were generated (bit for bit)
       runs/<case-id>/<side>/<out>.npy  each run's outputs (side: framework[@device][[variant]])
+      baseline.json                    only in a baseline: its name and where it came from
 
 manifest.json holds ``schema``, ``created``, ``command``, ``host`` (the machine that wrote
 it), ``hosts`` (every machine its runs come from, by id: parity.host fingerprints),
 ``versions``, ``cases`` (name, id, op, file, dtype, inputs_sha256) and ``runs`` (case,
 framework, device, dtype, variant, python, env, host (an id of ``hosts``), status, message,
 spelling, attempts, native, version, seconds, worker, inputs_sha256, outputs: {name: path}).
-Stores written before hosts were recorded per run have ``host`` only; their runs belong to it. Everything else (the float64
-references, comparisons, reports) is derived from these files: ``parity report RESULTS``
-renders reports without running a framework; ``parity merge`` combines stores made on
-different machines; ``parity baseline save`` keeps one as a baseline.
+Stores written before hosts were recorded per run have ``host`` only; their runs belong to
+it. Everything else (the float64 references, comparisons, reports) is derived from these
+files: ``parity report RESULTS`` renders reports without running a framework; ``parity
+merge`` combines stores made on different machines; ``parity baseline save`` keeps one as a
+baseline.
+
+Nothing is lost, nothing is written outside (parity.fsutil):
+
+- A run writes its store beside the old one (``.RESULTS.parity-new-*``) and swaps it into
+  place when it ends, so ``RESULTS`` is always a whole store, the old or the new one. Each
+  finished case is appended to a journal there; a run that died (kill -9, OOM, a CI time
+  limit) leaves its journal, and the next run into ``RESULTS`` turns it into a store of the
+  cases it finished, ``RESULTS.died-TIME``, and says so.
+- One process at a time writes a store (a lock file beside it, ``.RESULTS.lock``).
+- A baseline is never written by a run, and replaced only when asked (``--replace``).
+- A store is untrusted input, like a case file: the manifest is validated (one line per
+  problem), every path in it must stay inside the store (symlinks resolved), and every
+  ``.npy`` is checked before it is read (parity.npyio).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from jsonschema import Draft202012Validator
 
+from parity import fsutil, npyio, sides
 from parity import host as hosts_
 from parity.cases import Case, expand_dtypes, load_case
-from parity.errors import InputError
-from parity.report import atomic_write, jsonable
-from parity import sides
+from parity.errors import CaseError, CaseErrors, InputError
+from parity.fsutil import atomic_write
+from parity.report import jsonable
 from parity.runner import Result
+from parity.verdicts import STATUSES
 
 SCHEMA = "parity-results/1"
+JOURNAL = "journal.jsonl"
+BASELINE_MARK = "baseline.json"
 
 
 def case_id(name: str) -> str:
@@ -51,7 +73,7 @@ def side_dir(r: Result, host_id: str | None = None) -> str:
     """The run's directory name: its side label, and the host's id where a merged store holds
     the same side from several hosts."""
     label = sides.label(r.framework, r.device, r.variant) + (f"~{host_id}" if host_id else "")
-    return re.sub(r"[^A-Za-z0-9@\[\]~._-]+", "_", label)
+    return re.sub(r"[^A-Za-z0-9@\[\]~._-]+", "_", label).lstrip(".") or "side"
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
@@ -64,72 +86,205 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
 
 
 def _load_npy(path: Path) -> np.ndarray:
+    """A stored array, its header checked first (a store is untrusted input)."""
+    try:
+        arr = npyio.load(path)
+    except npyio.NpyError as exc:
+        raise InputError(f"{path}: {exc}") from None
     if path.name.endswith(".bf16.npy"):
         import ml_dtypes
 
-        return np.load(path, allow_pickle=False).view(ml_dtypes.bfloat16)
-    return np.load(path, allow_pickle=False)
+        if arr.dtype != np.uint16:
+            raise InputError(f"{path}: a .bf16.npy file holds uint16 bits, not {arr.dtype}")
+        return arr.view(ml_dtypes.bfloat16)
+    return arr
+
+
+def _check_npy(path: Path) -> None:
+    try:
+        npyio.check(path)
+    except npyio.NpyError as exc:
+        raise InputError(f"{path}: {exc}") from None
+
+
+_NATIVE_VALIDATORS: dict = {}
+
+
+def _native_validator(op, fw: str) -> Draft202012Validator:
+    key = (op.name, fw)
+    if key not in _NATIVE_VALIDATORS:
+        _NATIVE_VALIDATORS[key] = Draft202012Validator(op.native_schemas[fw])
+    return _NATIVE_VALIDATORS[key]
 
 
 def _npy_name(base: str, arr) -> str:
     return base + (".bf16.npy" if np.asarray(arr).dtype.name == "bfloat16" else ".npy")
 
 
-def _referenced_files(case: Case) -> list[Path]:
-    files = [s.file for s in case.inputs.values() if s.file is not None]
-    files += [e.spec.file for e in case.expected if e.spec.file is not None]
-    return files
+def _referenced_files(case: Case) -> list[tuple[Path, Path]]:
+    """(file, where the store keeps it relative to the case copy) of every file a case reads:
+    where the case says it is (a symlink's name, not its target's), so the copy loads again."""
+    specs = [s for s in case.inputs.values() if s.file is not None]
+    specs += [e.spec for e in case.expected if e.spec.file is not None]
+    base = case.path.parent.resolve()
+    return [(s.file, s.file_as_written or Path(s.file).resolve().relative_to(base)) for s in specs]
+
+
+def is_baseline(path: Path) -> bool:
+    return (Path(path) / BASELINE_MARK).is_file()
 
 
 class Writer:
-    """Writes a results directory as cases finish (arrays are not kept in memory)."""
+    """Writes a results store as a whole or not at all: into a staging directory beside
+    ``root``, swapped into place by ``close`` (see the module docstring). Holds ``root``'s
+    lock from start to close; arrays are written as cases finish, not kept in memory."""
 
     def __init__(self, root: Path, command: str, host: dict):
         self.root = Path(root)
-        if self.root.exists() and not (self.root / "manifest.json").exists() and any(self.root.iterdir()):
-            raise InputError(f"--results {self.root}: exists and is not a parity results directory")
-        if (self.root / "manifest.json").exists():  # a new run replaces the old results
-            for sub in ("cases", "runs"):
-                shutil.rmtree(self.root / sub, ignore_errors=True)
-            (self.root / "manifest.json").unlink()
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.manifest = {"schema": SCHEMA, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                         "command": command, "host": host, "hosts": {host["id"]: host}, "versions": {}, "cases": [],
-                         "runs": []}
+        what = f"--results {self.root}"
+        fsutil.usable_dir(self.root.parent, what)
+        self.lock = fsutil.lock_beside(self.root, what).acquire()
+        try:
+            fsutil.recover_swap(self.root)
+            if self.root.exists():
+                if not self.root.is_dir():
+                    raise InputError(f"{what}: exists and is not a directory")
+                if is_baseline(self.root):
+                    raise InputError(f"{what}: is a baseline ({_baseline_name(self.root)!r}); a run never writes "
+                                     f"into a baseline: give another --results")
+                if not is_store(self.root) and any(self.root.iterdir()):
+                    raise InputError(f"{what}: exists and is not a parity results directory")
+            self.recovered = recover_died(self.root)
+            self.stage = fsutil.staging_dir(self.root)
+            self.manifest = {"schema": SCHEMA, "created": _now(), "command": command, "host": host,
+                             "hosts": {host["id"]: host}, "versions": {}, "cases": [], "runs": []}
+            self._journal = open(self.stage / JOURNAL, "a", encoding="utf-8")
+            self._log({"header": {k: self.manifest[k] for k in ("schema", "created", "command", "host")},
+                       "pid": os.getpid()})
+        except BaseException:
+            self.lock.release()
+            raise
+        self.closed = False
+
+    def _log(self, line: dict) -> None:
+        self._journal.write(json.dumps(jsonable(line)) + "\n")
+        self._journal.flush()  # in the OS's hands: a killed process loses nothing written
 
     def add(self, case: Case, results: list[Result], inputs: dict[str, np.ndarray], digest: str | None) -> None:
         cid = case_id(case.name)
-        cdir = self.root / "cases" / cid
+        cdir = self.stage / "cases" / cid
         cdir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(case.path, cdir / "case.yaml")
-        for f in _referenced_files(case):
-            rel = Path(f).resolve().relative_to(case.path.parent.resolve())
+        for f, rel in _referenced_files(case):
             (cdir / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, cdir / rel)
         stored_inputs = {}
         for name, arr in inputs.items():
             _save_npy(cdir / "inputs" / f"{name}.npy", arr)
             stored_inputs[name] = f"cases/{cid}/inputs/{_npy_name(name, arr)}"
-        self.manifest["cases"].append({"name": case.name, "id": cid, "op": case.op.name, "file": str(case.path),
-                                       "dtype": case.dtype, "inputs": stored_inputs, "inputs_sha256": digest})
+        entry = {"name": case.name, "id": cid, "op": case.op.name, "file": str(case.path), "dtype": case.dtype,
+                 "inputs": stored_inputs, "inputs_sha256": digest}
+        runs, hosts, versions = [], {}, {}
         for r in results:
             outputs = {}
             for name, arr in r.outputs.items():
-                path = self.root / "runs" / cid / side_dir(r) / f"{name}.npy"
+                path = self.stage / "runs" / cid / side_dir(r) / f"{name}.npy"
                 _save_npy(path, arr)
                 outputs[name] = f"runs/{cid}/{side_dir(r)}/{_npy_name(name, arr)}"
-            self.manifest["runs"].append(run_entry(r, outputs))
+            runs.append(run_entry(r, outputs))
             if r.host and r.host.get("id") not in self.manifest["hosts"]:
-                self.manifest["hosts"][r.host["id"]] = r.host
+                hosts[r.host["id"]] = r.host
             if r.version:
-                self.manifest["versions"].setdefault(r.framework + (f"[{r.variant}]" if r.variant else ""), r.version)
+                versions.setdefault(r.framework + (f"[{r.variant}]" if r.variant else ""), r.version)
+        self.manifest["cases"].append(entry)
+        self.manifest["runs"] += runs
+        self.manifest["hosts"].update(hosts)
+        for k, v in versions.items():
+            self.manifest["versions"].setdefault(k, v)
+        self._log({"case": entry, "runs": runs, "hosts": hosts, "versions": versions})
 
     def close(self, interrupted: bool = False) -> None:
-        self.manifest["interrupted"] = interrupted
-        self.manifest["cases"].sort(key=lambda c: c["name"])  # cases finish in any order
-        self.manifest["runs"].sort(key=lambda r: (r["case"], r["framework"], r["device"], r["dtype"],
-                                                  r.get("variant") or ""))
-        atomic_write(self.root / "manifest.json", json.dumps(jsonable(self.manifest), indent=1))
+        """Finish the store and put it in place of the old one; release the lock."""
+        if self.closed:
+            return
+        try:
+            self._journal.close()
+            _finish_manifest(self.manifest, interrupted)
+            atomic_write(self.stage / "manifest.json", json.dumps(jsonable(self.manifest), indent=1))
+            os.unlink(self.stage / JOURNAL)
+            fsutil.swap_into_place(self.stage, self.root)
+        finally:
+            self.closed = True
+            self.lock.release()
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _finish_manifest(manifest: dict, interrupted: bool) -> None:
+    manifest["interrupted"] = interrupted
+    manifest["cases"].sort(key=lambda c: c["name"])  # cases finish in any order
+    manifest["runs"].sort(key=lambda r: (r["case"], r["framework"], r["device"], r["dtype"], r.get("variant") or ""))
+
+
+def recover_died(root: Path) -> list[tuple[Path, int]]:
+    """Turn what runs into ``root`` that died left behind into stores of the cases they
+    finished (``ROOT.died-TIME``, marked interrupted), and remove the rest; call with
+    ``root``'s lock held. Returns [(store, number of cases)], also said on stderr."""
+    import sys
+
+    out = []
+    for stage in fsutil.stale_staging(root):
+        journal = stage / JOURNAL
+        manifest = None
+        if journal.is_file():
+            manifest = _manifest_from_journal(journal)
+        if manifest is None or not manifest["cases"]:
+            shutil.rmtree(stage, ignore_errors=True)
+            continue
+        stamp = re.sub(r"[^0-9T]", "", str(manifest.get("created", "")))[:15] or "unknown"
+        dest = root.parent / f"{root.name}.died-{stamp}"
+        n = 1
+        while dest.exists():
+            n += 1
+            dest = root.parent / f"{root.name}.died-{stamp}-{n}"
+        manifest["recovered"] = f"a run into {root} that did not finish; its journal held {len(manifest['cases'])} " \
+                                f"finished case(s)"
+        _finish_manifest(manifest, True)
+        atomic_write(stage / "manifest.json", json.dumps(jsonable(manifest), indent=1))
+        os.unlink(journal)
+        os.rename(stage, dest)
+        out.append((dest, len(manifest["cases"])))
+        print(f"note: an earlier run into {root} (started {manifest.get('created', '?')}) did not finish; the "
+              f"{len(manifest['cases'])} case(s) it finished are kept in {dest} (parity report {dest})",
+              file=sys.stderr)
+    return out
+
+
+def _manifest_from_journal(journal: Path) -> dict | None:
+    """The manifest of the cases a journal records as finished (a torn last line is dropped)."""
+    manifest = None
+    with open(journal, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                doc = json.loads(line)
+            except json.JSONDecodeError:
+                break  # the line the process was writing when it died
+            if not isinstance(doc, dict):
+                break
+            if "header" in doc and manifest is None:
+                manifest = {**doc["header"], "hosts": {}, "versions": {}, "cases": [], "runs": []}
+                h = doc["header"].get("host") or {}
+                if isinstance(h, dict) and "id" in h:
+                    manifest["hosts"][h["id"]] = h
+            elif manifest is not None and "case" in doc:
+                manifest["cases"].append(doc["case"])
+                manifest["runs"] += doc.get("runs", [])
+                manifest["hosts"].update(doc.get("hosts") or {})
+                for k, v in (doc.get("versions") or {}).items():
+                    manifest["versions"].setdefault(k, v)
+    return manifest
 
 
 def run_entry(r: Result, outputs: dict) -> dict:
@@ -169,57 +324,143 @@ class Store:
         return out
 
 
-def load(root: Path, load_outputs: bool = True) -> Store:
-    """Read a results directory back: cases (from the stored copies), inputs and runs."""
-    root = Path(root)
+_TEXT = {"type": "string"}
+_OPT_TEXT = {"type": ["string", "null"]}
+_PATHS = {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}}
+_LABEL = {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9._-]{1,64}$"}
+MANIFEST_SCHEMA = {
+    "type": "object",
+    "required": ["schema", "cases", "runs"],
+    "properties": {
+        "schema": {"const": SCHEMA},
+        "created": _TEXT, "command": _TEXT, "interrupted": {"type": "boolean"},
+        "host": {"type": ["object", "null"]},
+        "hosts": {"type": "object", "additionalProperties": {"type": "object"}},
+        "versions": {"type": "object", "additionalProperties": _TEXT},
+        "cases": {"type": "array", "items": {
+            "type": "object", "required": ["name", "id", "inputs"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 500},
+                "id": {"type": "string", "pattern": r"^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$"},
+                "op": _TEXT, "file": _TEXT, "dtype": _TEXT, "inputs": _PATHS, "inputs_sha256": _OPT_TEXT,
+            }}},
+        "runs": {"type": "array", "items": {
+            "type": "object", "required": ["case", "framework", "device", "dtype", "status", "outputs"],
+            "properties": {
+                "case": _TEXT, "framework": {"type": "string", "pattern": r"^[a-z0-9_]{1,32}$"},
+                "device": {"type": "string", "pattern": r"^[a-z0-9]{1,16}$"}, "dtype": _TEXT,
+                "variant": _LABEL, "python": _OPT_TEXT, "status": {"enum": list(STATUSES)}, "message": _OPT_TEXT,
+                "spelling": _OPT_TEXT, "attempts": {"type": ["array", "null"]}, "native": {"type": ["object", "null"]},
+                "version": _OPT_TEXT, "seconds": {"type": ["number", "null"]}, "worker": {"type": ["object", "null"]},
+                "inputs_sha256": _OPT_TEXT, "outputs": _PATHS, "grad": {"type": ["object", "null"]},
+                "env": {"type": ["object", "null"], "additionalProperties": _TEXT}, "host": _OPT_TEXT,
+            }}},
+    },
+}
+_MANIFEST_VALIDATOR = Draft202012Validator(MANIFEST_SCHEMA)
+
+
+def _manifest(root: Path) -> dict:
+    """The manifest of a store, read and validated: one line per problem."""
     mpath = root / "manifest.json"
     if not mpath.is_file():
         raise InputError(f"{root}: not a parity results directory (no manifest.json)")
+    if mpath.stat().st_size > 1 << 30:
+        raise InputError(f"{mpath}: larger than 1 GiB")
     try:
-        manifest = json.loads(mpath.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"{mpath}: unreadable: {exc}") from None
-    if manifest.get("schema") != SCHEMA:
-        raise InputError(f"{mpath}: schema {manifest.get('schema')!r}, expected {SCHEMA!r}")
+    if isinstance(manifest, dict) and manifest.get("schema") != SCHEMA and "schema" in manifest:
+        raise InputError(f"{mpath}: schema {str(manifest.get('schema'))[:80]!r}, expected {SCHEMA!r}")
+    problems = sorted(_MANIFEST_VALIDATOR.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))
+    if problems:
+        lines = [f"{mpath}: {_where(e.absolute_path)}: {_what(e)}" for e in problems[:20]]
+        if len(problems) > 20:
+            lines.append(f"{mpath}: ... and {len(problems) - 20} more problems")
+        raise InputError("\n".join(lines))
+    return manifest
+
+
+def _where(path) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _what(error) -> str:
+    if error.validator == "required":
+        return error.message.replace(" is a required property", " is missing")
+    if error.validator == "type":
+        return f"expected {error.validator_value if isinstance(error.validator_value, str) else ' or '.join(error.validator_value)}, got {type(error.instance).__name__}"
+    return error.message[:200]
+
+
+def load(root: Path, load_outputs: bool = True) -> Store:
+    """Read a results directory back: cases (from the stored copies), inputs and runs. The
+    store is untrusted: see the module docstring; every problem is an InputError."""
+    root = Path(root)
+    manifest = _manifest(root)
+    mpath = root / "manifest.json"
     cases: dict[str, StoredCase] = {}
     default_host = hosts_.normalize(manifest.get("host"))
     known_hosts = {str(k): hosts_.normalize(v) for k, v in (manifest.get("hosts") or {}).items()}
-    for entry in manifest["cases"]:
-        case = load_case(root / "cases" / entry["id"] / "case.yaml")
+    for i, entry in enumerate(manifest["cases"]):
+        where = f"{mpath}: cases[{i}]"
+        case_file = fsutil.inside(root, f"cases/{entry['id']}/case.yaml", where + ".id")
+        try:
+            case = load_case(case_file)
+        except (CaseError, CaseErrors) as exc:
+            raise InputError(f"{where}: its stored case file does not load:\n{exc}") from None
         if case.dtypes:  # one case of a dtype sweep: NAME[dtype]
             sweep = {c.dtype: c for c in expand_dtypes(case)}
             m = re.search(r"\[(\w+)\]$", entry["name"])
             if not m or m.group(1) not in sweep:
-                raise InputError(f"{mpath}: case {entry['name']!r} is not one of the dtypes of its sweep")
+                raise InputError(f"{where}: case {entry['name']!r} is not one of the dtypes of its sweep")
             case = sweep[m.group(1)]
         if case.name != entry["name"]:  # a default name came from the original path
-            case = _renamed(case, entry["name"])
-        inputs = {k: _load_npy(root / p) for k, p in entry["inputs"].items()}
+            case = dataclasses.replace(case, name=entry["name"])
+        if case.name in cases:
+            raise InputError(f"{where}: case {case.name!r} is listed twice")
+        inputs = {k: _load_npy(fsutil.inside(root, p, f"{where}.inputs.{k}")) for k, p in entry["inputs"].items()}
         cases[case.name] = StoredCase(case, inputs, entry.get("inputs_sha256"), root=root, entry=entry)
-    for entry in manifest["runs"]:
+    for i, entry in enumerate(manifest["runs"]):
+        where = f"{mpath}: runs[{i}]"
         sc = cases.get(entry["case"])
         if sc is None:
-            raise InputError(f"{mpath}: run of unknown case {entry['case']!r}")
-        paths = {k: root / p for k, p in entry["outputs"].items()}
+            raise InputError(f"{where}: run of unknown case {entry['case'][:200]!r}")
+        fw = entry["framework"]
+        if fw not in sc.case.op.spellings:
+            raise InputError(f"{where}: framework {fw!r} has no {sc.case.op.name} here (known: "
+                             f"{', '.join(sc.case.op.spellings)})")
+        paths = {k: fsutil.inside(root, p, f"{where}.outputs.{k}") for k, p in entry["outputs"].items()}
         outputs = {k: _load_npy(p) for k, p in paths.items()} if load_outputs else {}
-        r = Result(sc.case, entry["framework"], entry["device"], entry["dtype"], entry["status"], entry["message"],
-                   outputs, native=entry["native"], spelling=entry["spelling"], attempts=entry["attempts"],
-                   version=entry["version"], seconds=entry["seconds"], worker=entry["worker"],
-                   inputs_sha256=entry["inputs_sha256"], variant=entry.get("variant"), python=entry.get("python"),
-                   grad=entry.get("grad"), env=dict(entry.get("env") or {}),
+        if not load_outputs:  # still refuse what could not be read later (merge and baselines copy them)
+            for p in paths.values():
+                _check_npy(p)
+        native = entry.get("native")
+        if native is not None:
+            problem = next(iter(_native_validator(sc.case.op, fw).iter_errors(native)), None)
+            if problem is not None:
+                raise InputError(f"{where}.native: {str(native)[:200]} is not a {fw} {sc.case.op.name} call parity "
+                                 f"can read: {_where(problem.absolute_path)}: {problem.message[:200]}")
+        r = Result(sc.case, fw, entry["device"], entry["dtype"], entry["status"], entry.get("message") or "",
+                   outputs, native=entry.get("native"), spelling=entry.get("spelling"),
+                   attempts=entry.get("attempts") or [], version=entry.get("version"), seconds=entry.get("seconds"),
+                   worker=entry.get("worker"), inputs_sha256=entry.get("inputs_sha256"), variant=entry.get("variant"),
+                   python=entry.get("python"), grad=entry.get("grad"), env=dict(entry.get("env") or {}),
                    host=known_hosts.get(entry.get("host")) or default_host)
         if r.native is not None:
-            names = [r.spelling] if r.spelling else [s.name for s in sc.case.op.spellings[r.framework]][:1]
-            r.form = sc.case.op.form_from_native(r.framework, r.native, sc.case.shapes, names[0], sc.case.dtype)
+            names = [r.spelling] if r.spelling else [s.name for s in sc.case.op.spellings[fw]][:1]
+            try:
+                r.form = sc.case.op.form_from_native(fw, r.native, sc.case.shapes, names[0], sc.case.dtype)
+            except Exception as exc:  # noqa: BLE001 - untrusted parameters: say which, never a traceback
+                raise InputError(f"{where}: native {str(r.native)[:200]} is not a {fw} {sc.case.op.name} call parity "
+                                 f"can read ({type(exc).__name__}: {exc})") from None
         sc.results.append(r)
         sc.output_paths.append(paths)
     return Store(root, manifest, cases)
-
-
-def _renamed(case: Case, name: str) -> Case:
-    import dataclasses
-
-    return dataclasses.replace(case, name=name)
 
 
 def run_key(r: Result) -> tuple:
@@ -267,50 +508,117 @@ def load_many(roots: list[Path], load_outputs: bool = True) -> Store:
     return merged
 
 
-def merge(stores: list[Path], out: Path) -> Path:
-    """Combine result stores (e.g. from a CPU and a GPU machine, or from several hosts) into
-    ``out``. Runs of the same side from different hosts are kept apart (their directories
-    are named with the host's id)."""
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise InputError(f"{out}: exists and is not empty")
-    src = load_many(stores, load_outputs=False)
-    multi = len(src.hosts()) > 1
-    merged = {"schema": SCHEMA, "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-              "command": "parity merge " + " ".join(map(str, stores)), "host": src.manifest.get("host"),
-              "hosts": src.hosts(), "versions": {}, "cases": [], "runs": [], "merged_from": [str(s) for s in stores],
-              "interrupted": bool(src.manifest.get("interrupted"))}
+def _copy_case_dir(sc: StoredCase, dest: Path) -> None:
+    """A stored case's directory (case copy, the files it reads, inputs), every file resolved
+    inside its store and copied as a regular file (no symlink is carried over)."""
+    cid = sc.entry["id"]
+    src = fsutil.inside(sc.root, f"cases/{cid}/case.yaml", f"{sc.root}: cases/{cid}").parent
+    for dirpath, dirnames, filenames in os.walk(src):
+        for name in filenames:
+            rel = Path(dirpath, name).relative_to(src)
+            real = fsutil.inside(sc.root, f"cases/{cid}/{rel.as_posix()}", f"{sc.root}: cases/{cid}")
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(real, dest / rel)
+
+
+def _write_store(src: Store, out: Path, command: str, multi_host: bool, extra: dict | None = None) -> None:
+    """``src`` (loaded, paths validated) written as a new store in directory ``out``."""
+    manifest = {"schema": SCHEMA, "created": _now(), "command": command, "host": src.manifest.get("host"),
+                "hosts": src.hosts(), "versions": {}, "cases": [], "runs": [],
+                "interrupted": bool(src.manifest.get("interrupted")), **(extra or {})}
     for sc in src.cases.values():
         cid = sc.entry["id"]
-        shutil.copytree(sc.root / "cases" / cid, out / "cases" / cid)
-        merged["cases"].append(sc.entry)
+        _copy_case_dir(sc, out / "cases" / cid)
+        manifest["cases"].append(sc.entry)
         for r, paths in zip(sc.results, sc.output_paths):
             rels = {}
             for name, path in paths.items():
-                rel = f"runs/{cid}/{side_dir(r, r.host['id'] if multi else None)}/{path.name}"
+                rel = f"runs/{cid}/{side_dir(r, r.host['id'] if multi_host and r.host else None)}/{path.name}"
                 (out / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, out / rel)
                 rels[name] = rel
-            merged["runs"].append(run_entry(r, rels))
+            manifest["runs"].append(run_entry(r, rels))
             if r.version:
-                merged["versions"].setdefault(r.framework + (f"[{r.variant}]" if r.variant else ""), r.version)
-    atomic_write(out / "manifest.json", json.dumps(jsonable(merged), indent=1))
+                manifest["versions"].setdefault(r.framework + (f"[{r.variant}]" if r.variant else ""), r.version)
+    atomic_write(out / "manifest.json", json.dumps(jsonable(manifest), indent=1))
+
+
+def merge(stores: list[Path], out: Path) -> Path:
+    """Combine result stores (e.g. from a CPU and a GPU machine, or from several hosts) into
+    ``out``, which must not exist or be empty. Runs of the same side from different hosts are
+    kept apart (their directories are named with the host's id). Written beside ``out`` and
+    renamed into place: a merge that fails leaves nothing behind."""
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"--out {out}: exists and is not an empty directory")
+    fsutil.usable_dir(out.parent, "--out")
+    with fsutil.lock_beside(out, f"--out {out}"):
+        src = load_many(stores, load_outputs=False)
+        stage = fsutil.staging_dir(out, "merge")
+        try:
+            _write_store(src, stage, "parity merge " + " ".join(map(str, stores)), len(src.hosts()) > 1,
+                         {"merged_from": [str(s) for s in stores]})
+            if out.exists():
+                out.rmdir()
+            os.rename(stage, out)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
     return out
 
 
-def save_baseline(results: Path, baselines: Path, name: str) -> Path:
-    """Keep a results store as baseline ``name`` (outputs, inputs, versions)."""
-    if not re.fullmatch(r"[A-Za-z0-9._-]+", name):
-        raise InputError(f"baseline name {name!r}: use letters, digits, '.', '_' and '-'")
-    load(results, load_outputs=False)  # it must be a valid store
+def save_baseline(results: Path, baselines: Path, name: str, replace: bool = False) -> Path:
+    """Keep a results store as baseline ``name``: a copy of its files (validated), marked as a
+    baseline, put in place in one step. An existing baseline is replaced only with
+    ``replace``; a store is never saved over itself."""
+    _check_baseline_name(name)
     dest = Path(baselines) / name
-    if dest.exists():
-        shutil.rmtree(dest)
-    shutil.copytree(results, dest, ignore=shutil.ignore_patterns("logs"))
+    results = Path(results)
+    real_src, real_dest = results.resolve(), dest.resolve()
+    if real_src == real_dest or real_src.is_relative_to(real_dest) or real_dest.is_relative_to(real_src):
+        raise InputError(f"--results {results} is baseline {name!r} itself (or holds it): save another results "
+                         f"store, e.g. --results reports/results")
+    fsutil.usable_dir(Path(baselines), "--baselines")
+    with fsutil.lock_beside(dest, f"baseline {name!r}"):
+        fsutil.recover_swap(dest)
+        src = load(results, load_outputs=False)  # it must be a valid store
+        if dest.exists() and not replace:
+            raise InputError(f"baseline {name!r} exists in {baselines} (saved {_baseline_saved(dest)}); give "
+                             f"--replace to replace it")
+        stage = fsutil.staging_dir(dest, "new")
+        try:
+            _write_store(src, stage, str(src.manifest.get("command", "")), len(src.hosts()) > 1,
+                         {"created": src.manifest.get("created", _now())})
+            atomic_write(stage / BASELINE_MARK, json.dumps({"name": name, "saved": _now(), "from": str(results)}))
+            fsutil.swap_into_place(stage, dest)
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
     return dest
 
 
+def _baseline_name(path: Path) -> str:
+    try:
+        return str(json.loads((Path(path) / BASELINE_MARK).read_text())["name"])[:64]
+    except (OSError, ValueError, KeyError, TypeError):
+        return Path(path).name
+
+
+def _baseline_saved(path: Path) -> str:
+    try:
+        return str(json.loads((Path(path) / BASELINE_MARK).read_text())["saved"])[:40]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "by an earlier version"
+
+
+def _check_baseline_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", name):
+        raise InputError(f"baseline name {name!r}: use 1-64 letters, digits, '.', '_' and '-' (not starting with "
+                         f"'.', '_' or '-')")
+
+
 def baseline_path(baselines: Path, name: str) -> Path:
+    _check_baseline_name(name)
     path = Path(baselines) / name
     if not (path / "manifest.json").is_file():
         known = sorted(p.name for p in Path(baselines).glob("*") if (p / "manifest.json").is_file()) \

@@ -105,8 +105,25 @@ def _gradients(fw, op, framework: str, header: dict, arrays: dict, upstream, out
     return {"status": "OK", "spelling": spelling.name, "seconds": time.perf_counter() - start}
 
 
+def _exit_with_parent(poll: float = 1.0) -> None:
+    """A worker never outlives the parity process that started it: when that one dies (even by
+    kill -9, with the worker busy in a long or hung framework call), the worker exits."""
+    import threading
+
+    parent = os.getppid()
+
+    def watch():
+        while True:
+            time.sleep(poll)
+            if os.getppid() != parent:
+                os._exit(3)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watch").start()
+
+
 def main(argv: list[str]) -> int:
     framework, device = argv
+    _exit_with_parent()
     # Keep the real stdout for answers; send fd 1 (framework prints) to stderr.
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)

@@ -6,6 +6,7 @@ All files are written atomically (a temporary file in the same directory, then
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -38,7 +39,8 @@ class Report:
     seconds: float
     command: str
     host: dict
-    interrupted: bool = False
+    interrupted: bool = False  # the results are incomplete: a run stopped before every case ran
+    stopped: bool = False  # this process was stopped by Ctrl-C or SIGTERM (exit status 130)
 
     @property
     def rows(self) -> list[Comparison]:
@@ -46,6 +48,8 @@ class Report:
 
     @property
     def exit_code(self) -> int:
+        if self.stopped:
+            return 130
         return 1 if self.interrupted else exit_code(self.rows)
 
     def counts(self) -> dict[str, int]:
@@ -153,27 +157,6 @@ def worker_differences(a: Result, b: Result) -> list[str]:
     fa, fb = facts(a), facts(b)
     return [f"{k}: {fa.get(k, '-')} vs {fb.get(k, '-')}" for k in sorted(set(fa) | set(fb))
             if k != "device" and _fact(fa.get(k)) != _fact(fb.get(k))]
-
-
-def atomic_write(path: Path, data: str | bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600 files; reports are for everyone to read
-        with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -323,14 +306,16 @@ FORMATS = ("csv", "html", "json", "junit", "md")
 
 
 def write_all(report: Report, out_dir: Path, formats=FORMATS) -> list[Path]:
-    """Write the reports (each atomically); append the Markdown summary to
-    $GITHUB_STEP_SUMMARY when that is set."""
+    """Write the reports as a set: every format is rendered first, then written beside its
+    destination and renamed into place, one file after the other in a few microseconds, so a
+    failure while rendering leaves the previous set whole; append the Markdown summary to
+    $GITHUB_STEP_SUMMARY when that is set. Call it inside fsutil.deferred_signals (the CLI
+    does) so that a second Ctrl-C waits for the set."""
     from parity.report import csv as csv_report
     from parity.report import html as html_report
     from parity.report import junit, markdown
 
     out_dir = Path(out_dir)
-    written = []
     writers = {
         "csv": ("parity.csv", lambda: csv_report.render(report)),
         "html": ("parity.html", lambda: html_report.render(report)),
@@ -338,12 +323,28 @@ def write_all(report: Report, out_dir: Path, formats=FORMATS) -> list[Path]:
         "junit": ("parity.junit.xml", lambda: junit.render(report)),
         "md": ("parity.md", lambda: markdown.render(report)),
     }
-    for f in formats:
-        name, render = writers[f]
-        text = render()
-        atomic_write(out_dir / name, text)
-        written.append(out_dir / name)
-        if f == "md" and os.environ.get("GITHUB_STEP_SUMMARY"):
-            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as summary:
-                summary.write(text + "\n")
-    return written
+    texts = {writers[f][0]: writers[f][1]() for f in formats}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staged = []
+    try:
+        for name, text in texts.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
+            staged.append(tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)
+            with os.fdopen(fd, "wb") as f:
+                f.write(text.encode())
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, name in zip(staged, texts):
+            os.replace(tmp, out_dir / name)
+    except BaseException:
+        for tmp in staged:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        raise
+    if "parity.md" in texts and os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as summary:
+            summary.write(texts["parity.md"] + "\n")
+    return [out_dir / name for name in texts]

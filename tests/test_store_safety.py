@@ -1,0 +1,369 @@
+"""Results stores under faults and hostile input: written whole or not at all, recovered after
+a run that died, locked against a second writer, baselines never overwritten by accident,
+and every store read as untrusted input (the damaged-store corpus). Real runs throughout."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli, write_case
+
+DOC = ROOT / "cases" / "lrn" / "mindspore-doc-example.yaml"
+
+
+def manifest(root: Path) -> dict:
+    return json.loads((root / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory):
+    """A small real store (torch and tensorflow, two cases)."""
+    d = tmp_path_factory.mktemp("good")
+    r = run_cli("run", DOC, ROOT / "cases" / "lrn" / "rank-5.yaml", "--frameworks", "torch,tensorflow",
+                "--results", d / "results", "--no-report")
+    assert r.code == 0, r.stdout + r.stderr
+    return d / "results"
+
+
+def _outputs(m: dict) -> list[tuple[int, str, str]]:
+    return [(i, k, p) for i, run in enumerate(m["runs"]) for k, p in run["outputs"].items()]
+
+
+# --- the damaged-store corpus: each store gets one problem; each is one clear error, exit 2 ----------
+
+def _edit_manifest(fn):
+    """A damage that edits the manifest in place (fn's return value is ignored)."""
+    def damage(root: Path):
+        m = manifest(root)
+        fn(m, root)
+        (root / "manifest.json").write_text(json.dumps(m))
+    return damage
+
+
+def _manifest_as_list(root: Path):
+    (root / "manifest.json").write_text(json.dumps([manifest(root)]))
+
+
+def _first_output(root: Path) -> Path:
+    i, k, p = _outputs(manifest(root))[0]
+    return root / p
+
+
+def _set_output(value):
+    def fn(m, root):
+        m["runs"][0]["outputs"]["y"] = value
+    return _edit_manifest(fn)
+
+
+def _symlink_out(root: Path):
+    target = root.parent / "outside-secret.npy"
+    np.save(target, np.zeros((1, 2, 2, 1), np.float32))
+    p = _first_output(root)
+    p.unlink()
+    p.symlink_to(target)
+
+
+def _write(path_fn, data: bytes):
+    def damage(root: Path):
+        path_fn(root).write_bytes(data)
+    return damage
+
+
+def _truncate(root: Path):
+    p = _first_output(root)
+    p.write_bytes(p.read_bytes()[:-3])
+
+
+def _pickled(root: Path):
+    p = _first_output(root)
+    p.unlink()
+    np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+
+
+def _case_copy(root: Path):
+    cid = manifest(root)["cases"][0]["id"]
+    (root / "cases" / cid / "case.yaml").write_text("name: [unclosed\n")
+
+
+DAMAGES = {
+    "no manifest": (lambda root: (root / "manifest.json").unlink(), "not a parity results directory"),
+    "manifest not JSON": (_write(lambda r: r / "manifest.json", b"{not json"), "unreadable"),
+    "manifest a list": (_manifest_as_list, "(top level): expected object, got list"),
+    "manifest without cases": (_edit_manifest(lambda m, r: m.pop("cases")), "'cases' is missing"),
+    "cases not a list": (_edit_manifest(lambda m, r: m.update(cases={"a": 1})), "cases: expected array"),
+    "another schema": (_edit_manifest(lambda m, r: m.update(schema="parity-results/9")), "expected 'parity-results/1'"),
+    "absolute output path": (_set_output("/etc/passwd"), "leaves the store (absolute paths and '..' are refused)"),
+    "dot-dot output path": (_set_output("runs/../../../outside.npy"), "leaves the store"),
+    "output path not a string": (_set_output(7), "runs[0].outputs.y: expected string"),
+    "symlink out of the store": (_symlink_out, "leads outside the store (through a symlink)"),
+    "deleted .npy": (lambda root: _first_output(root).unlink(), "does not exist in the store"),
+    "garbage .npy": (_write(_first_output, b"garbage"), "not a .npy file"),
+    "truncated .npy": (_truncate, "truncated: the header declares"),
+    "pickled .npy": (_pickled, "dtype object is not supported"),
+    "case id with a path": (_edit_manifest(lambda m, r: m["cases"][0].update(id="../../x")), "cases[0].id"),
+    "unknown status": (_edit_manifest(lambda m, r: m["runs"][0].update(status="BOGUS")), "runs[0].status"),
+    "unknown framework": (_edit_manifest(lambda m, r: m["runs"][0].update(framework="jax")), "framework 'jax' has no lrn"),
+    "run of an unknown case": (_edit_manifest(lambda m, r: m["runs"][0].update(case="nope")), "run of unknown case 'nope'"),
+    "stored case file broken": (_case_copy, "its stored case file does not load"),
+    "native not a call": (_edit_manifest(lambda m, r: m["runs"][0].update(native={"size": "x"})),
+                          "is not a tensorflow lrn call parity can read"),
+}
+
+
+@pytest.mark.parametrize("kind", list(DAMAGES))
+def test_damaged_store_is_one_clear_error(good, tmp_path, kind):
+    damage, expected = DAMAGES[kind]
+    store = tmp_path / "store"
+    shutil.copytree(good, store, symlinks=True)
+    damage(store)
+    for args in (("report", store), ("merge", store, "--out", tmp_path / "merged"), ("baseline", "save", "b",
+                                                                                      "--results", store,
+                                                                                      "--baselines", tmp_path / "bl")):
+        r = run_cli(*args, report_dir=tmp_path / "reports")
+        assert r.code == 2, (args, r.stdout, r.stderr)
+        assert expected in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+    # nothing was written where the failed commands would have written
+    assert not (tmp_path / "merged").exists() and not (tmp_path / "bl" / "b").exists()
+    assert not (tmp_path / "reports" / "parity.html").exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_symlink_in_a_store_never_makes_merge_write_outside(good, tmp_path):
+    """runs/<case>/<side> as a symlink to a directory outside: reading through it is refused,
+    and merge writes only under --out."""
+    store = tmp_path / "store"
+    shutil.copytree(good, store)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    i, k, p = _outputs(manifest(store))[0]
+    side = (store / p).parent
+    for f in side.iterdir():
+        shutil.copy(f, outside / f.name)
+    shutil.rmtree(side)
+    side.symlink_to(outside)
+    before = sorted(outside.iterdir())
+    r = run_cli("merge", store, "--out", tmp_path / "m")
+    assert r.code == 2 and "through a symlink" in r.stderr
+    assert sorted(outside.iterdir()) == before and not (tmp_path / "m").exists()
+
+
+def test_report_of_several_stores_copies_nothing(good, tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    r = run_cli("report", good, good, report_dir=tmp_path / "r", env={"TMPDIR": str(tmp)})
+    assert r.code == 2 and "is also in" in r.stderr  # the same runs twice: refused, and nothing copied
+    other = tmp_path / "other"
+    assert run_cli("run", DOC, "--frameworks", "mindspore", "--results", other, "--no-report").code == 0
+    r = run_cli("report", good, other, report_dir=tmp_path / "r", env={"TMPDIR": str(tmp)})
+    assert r.code == 0, r.stderr
+    assert list(tmp.iterdir()) == []
+
+
+def test_a_store_whose_case_reads_a_symlinked_file_loads_again(tmp_path):
+    cases = tmp_path / "cases"
+    (cases / "data").mkdir(parents=True)
+    np.save(cases / "data" / "real.npy", np.random.default_rng(1).standard_normal((1, 3, 2, 2)).astype(np.float32))
+    (cases / "x.npy").symlink_to("data/real.npy")
+    write_case(cases, "sym", """
+        name: sym
+        op: lrn
+        params: {size: 3}
+        inputs: {x: {file: x.npy}}
+        frameworks: [torch]
+    """)
+    r = run_cli("run", cases / "sym.yaml", "--results", tmp_path / "res", "--no-report")
+    assert r.code == 0, r.stderr
+    again = run_cli("report", tmp_path / "res", report_dir=tmp_path / "r")
+    assert again.code == 0, again.stderr
+    copy = tmp_path / "res" / "cases" / manifest(tmp_path / "res")["cases"][0]["id"] / "x.npy"
+    assert copy.is_file() and not copy.is_symlink()
+
+
+# --- written whole or not at all; recovered after a run that died --------------------------
+
+def _slow_case(directory: Path) -> Path:
+    write_case(directory, "a-quick", """
+        name: a-quick
+        op: fault
+        inputs: {x: {shape: [3], dtype: float32}}
+        frameworks: [torch]
+    """)
+    return write_case(directory, "b-hangs", """
+        name: b-hangs
+        op: fault
+        native: {torch: {mode: hang}}
+        inputs: {x: {shape: [3], dtype: float32}}
+        frameworks: [torch]
+    """)
+
+
+def _start(args, **popen):
+    return subprocess.Popen([sys.executable, "-m", "parity", *map(str, args)], cwd=ROOT,
+                            env={**os.environ, "PARITY_TEST_OPS": "1"}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT,
+                                                                                                 signal.SIG_DFL),
+                            **popen)
+
+
+def _wait_for(proc, text: str, timeout: float = 120) -> str:
+    seen, deadline = "", time.monotonic() + timeout
+    while text not in seen and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line and proc.poll() is not None:
+            break
+        seen += line
+    assert text in seen, seen
+    return seen
+
+
+def test_kill_9_of_the_parent_loses_nothing(tmp_path):
+    cases = tmp_path / "cases"
+    _slow_case(cases)
+    reports = tmp_path / "reports"
+    first = run_cli("run", cases / "a-quick.yaml", report_dir=reports, env={"PARITY_TEST_OPS": "1"})
+    assert first.code == 0
+    old = (reports / "results" / "manifest.json").read_text()
+    old_html = (reports / "parity.html").read_text()
+    proc = _start(["run", cases, "--report-dir", reports, "--timeout", "600"])
+    _wait_for(proc, "a-quick")
+    time.sleep(1.0)  # a-quick is finished and journaled; b-hangs hangs
+    proc.kill()
+    proc.communicate(timeout=30)
+    # the old store and reports are whole and unchanged
+    assert (reports / "results" / "manifest.json").read_text() == old
+    assert (reports / "parity.html").read_text() == old_html
+    assert run_cli("report", reports / "results", report_dir=tmp_path / "r", env={"PARITY_TEST_OPS": "1"}).code == 0
+    # the workers went with their parent
+    time.sleep(3)
+    assert "b-hangs" not in subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    # the next run into the same directory works, and keeps what the dead run finished
+    again = run_cli("run", cases / "a-quick.yaml", report_dir=reports, env={"PARITY_TEST_OPS": "1"})
+    assert again.code == 0, again.stderr
+    died = [p for p in reports.iterdir() if p.name.startswith("results.died-")]
+    assert len(died) == 1 and f"kept in {died[0]}" in again.stderr
+    m = manifest(died[0])
+    assert m["interrupted"] is True and [c["name"] for c in m["cases"]] == ["a-quick"]
+    r = run_cli("report", died[0], report_dir=tmp_path / "r2", env={"PARITY_TEST_OPS": "1"})
+    assert r.code == 1 and r.json["interrupted"] is True and r.rows("a-quick")[0]["verdict"] == "PASS"
+    assert not [p for p in reports.iterdir() if p.name.startswith(".")], "staging or lock files left behind"
+
+
+def test_two_runs_into_one_directory(tmp_path):
+    cases = tmp_path / "cases"
+    _slow_case(cases)
+    reports = tmp_path / "reports"
+    proc = _start(["run", cases, "--report-dir", reports, "--timeout", "600"])
+    try:
+        _wait_for(proc, "a-quick")
+        second = run_cli("run", DOC, "--frameworks", "torch", report_dir=reports)
+        assert second.code == 2 and "another parity process is writing it (pid" in second.stderr
+        assert "Traceback" not in second.stderr
+        # another results directory under the same reports is refused too; elsewhere is fine
+        third = run_cli("run", DOC, "--frameworks", "torch", "--results", reports / "results", "--no-report")
+        assert third.code == 2 and "another parity process" in third.stderr
+        fourth = run_cli("run", DOC, "--frameworks", "torch", report_dir=tmp_path / "elsewhere")
+        assert fourth.code == 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 130
+
+
+def test_second_ctrl_c_waits_for_whole_reports(tmp_path):
+    cases = tmp_path / "cases"
+    _slow_case(cases)
+    reports = tmp_path / "reports"
+    proc = _start(["run", cases, "--report-dir", reports, "--timeout", "600"])
+    _wait_for(proc, "a-quick")
+    time.sleep(0.5)
+    for _ in range(20):  # Ctrl-C, then more while it writes
+        if proc.poll() is not None:
+            break
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out + err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    doc = json.loads((reports / "parity.json").read_text())
+    assert doc["interrupted"] is True and doc["exit_code"] == 130
+    csv_rows = (reports / "parity.csv").read_text().splitlines()
+    assert len(csv_rows) == 1 + len(doc["comparisons"])
+    assert manifest(reports / "results")["interrupted"] is True
+
+
+# --- baselines -----------------------------------------------------------------------------
+
+def test_baselines_are_never_overwritten_by_accident(good, tmp_path):
+    bl = tmp_path / "bl"
+    assert run_cli("baseline", "save", "v1", "--results", good, "--baselines", bl).code == 0
+    saved = manifest(bl / "v1")
+    assert (bl / "v1" / "baseline.json").is_file()
+    # saving it over itself: refused, and the baseline is intact
+    r = run_cli("baseline", "save", "v1", "--results", bl / "v1", "--baselines", bl)
+    assert r.code == 2 and "is baseline 'v1' itself" in r.stderr and "Traceback" not in r.stderr
+    assert manifest(bl / "v1") == saved
+    # a run never writes into a baseline
+    r = run_cli("run", DOC, "--frameworks", "torch", "--baseline", "v1", "--baselines", bl, "--results", bl / "v1",
+                "--no-report")
+    assert r.code == 2 and "a run never writes into a baseline" in r.stderr
+    assert manifest(bl / "v1") == saved
+    # an existing baseline is replaced only when asked
+    r = run_cli("baseline", "save", "v1", "--results", good, "--baselines", bl)
+    assert r.code == 2 and "--replace" in r.stderr
+    r = run_cli("baseline", "save", "v1", "--results", good, "--baselines", bl, "--replace")
+    assert r.code == 0 and manifest(bl / "v1")["cases"] == saved["cases"]
+    for bad in ("..", "../x", ".hidden", "a/b"):
+        r = run_cli("baseline", "save", bad, "--results", good, "--baselines", bl)
+        assert r.code == 2 and "baseline name" in r.stderr, bad
+    assert sorted(p.name for p in bl.iterdir()) == ["v1"]
+
+
+# --- unusable directories and options -------------------------------------------------------
+
+def test_unusable_output_directories_are_one_line_and_exit_2(tmp_path):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for args in (("--report-dir", a_file), ("--report-dir", "/dev/null"), ("--report-dir", "/proc/parity-x"),
+                 ("--results", a_file, "--no-report"), ("--results", "/proc/parity-x", "--no-report"),
+                 ("--report-dir", a_file / "sub")):
+        r = run_cli("run", DOC, "--frameworks", "torch", *args)
+        assert r.code == 2, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr, (args, r.stderr)
+        assert "no parity run" not in r.stderr
+    if os.geteuid() != 0:  # root may write anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        r = run_cli("run", DOC, "--frameworks", "torch", "--report-dir", ro / "reports")
+        assert r.code == 2 and "not writable" in r.stderr
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "soon", "1e10"])
+def test_timeout_must_be_a_finite_positive_number(value):
+    r = run_cli("run", DOC, "--timeout", value)
+    assert r.code == 2 and "expected a finite number of seconds > 0" in r.stderr
+
+
+def test_staging_and_lock_files_do_not_stay(tmp_path):
+    r = run_cli("run", DOC, "--frameworks", "torch", report_dir=tmp_path / "reports")
+    assert r.code == 0
+    assert sorted(p.name for p in (tmp_path / "reports").iterdir()) == [
+        "logs", "parity.csv", "parity.html", "parity.json", "parity.junit.xml", "parity.md", "results"]
+    assert oct((tmp_path / "reports" / "results").stat().st_mode & 0o777) != "0o700"
+
+
+def test_tempdir_is_left_as_it_was(tmp_path):
+    tmp = Path(tempfile.mkdtemp(dir=tmp_path))
+    r = run_cli("run", DOC, "--frameworks", "torch", report_dir=tmp_path / "reports", env={"TMPDIR": str(tmp)})
+    assert r.code == 0 and list(tmp.iterdir()) == []
