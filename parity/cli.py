@@ -382,9 +382,9 @@ def _run(args, cases, runs, baseline, writer, command) -> int:
         finally:
             progress.close()
     except BaseException:
-        if writer:  # a harness failure: keep what finished, marked interrupted, then let it show
+        if writer:  # a failure (a full disk, a harness bug): the old store stays; what finished is kept apart
             with fsutil.deferred_signals():
-                writer.close(interrupted=True)
+                writer.abandon()
         raise
     with fsutil.deferred_signals(restore=False) as held:  # a second Ctrl-C waits for whole reports and results
         if writer:

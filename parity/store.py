@@ -203,6 +203,21 @@ class Writer:
             self.manifest["versions"].setdefault(k, v)
         self._log({"case": entry, "runs": runs, "hosts": hosts, "versions": versions})
 
+    def abandon(self) -> None:
+        """After a failure of the harness or the machine (a full disk): the old store stays in
+        place; the cases this run finished become ``ROOT.died-TIME`` now, or, if even that
+        cannot be written, at the next run into ``root``. Releases the lock."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._journal.close()
+            _salvage(self.stage, self.root)
+        except OSError:
+            pass  # the journal stays: recover_died tries again next time
+        finally:
+            self.lock.release()
+
     def close(self, interrupted: bool = False) -> None:
         """Finish the store and put it in place of the old one; release the lock."""
         if self.closed:
@@ -232,34 +247,40 @@ def recover_died(root: Path) -> list[tuple[Path, int]]:
     """Turn what runs into ``root`` that died left behind into stores of the cases they
     finished (``ROOT.died-TIME``, marked interrupted), and remove the rest; call with
     ``root``'s lock held. Returns [(store, number of cases)], also said on stderr."""
-    import sys
-
     out = []
     for stage in fsutil.stale_staging(root):
-        journal = stage / JOURNAL
-        manifest = None
-        if journal.is_file():
-            manifest = _manifest_from_journal(journal)
-        if manifest is None or not manifest["cases"]:
-            shutil.rmtree(stage, ignore_errors=True)
-            continue
-        stamp = re.sub(r"[^0-9T]", "", str(manifest.get("created", "")))[:15] or "unknown"
-        dest = root.parent / f"{root.name}.died-{stamp}"
-        n = 1
-        while dest.exists():
-            n += 1
-            dest = root.parent / f"{root.name}.died-{stamp}-{n}"
-        manifest["recovered"] = f"a run into {root} that did not finish; its journal held {len(manifest['cases'])} " \
-                                f"finished case(s)"
-        _finish_manifest(manifest, True)
-        atomic_write(stage / "manifest.json", json.dumps(jsonable(manifest), indent=1))
-        os.unlink(journal)
-        os.rename(stage, dest)
-        out.append((dest, len(manifest["cases"])))
-        print(f"note: an earlier run into {root} (started {manifest.get('created', '?')}) did not finish; the "
-              f"{len(manifest['cases'])} case(s) it finished are kept in {dest} (parity report {dest})",
-              file=sys.stderr)
+        saved = _salvage(stage, root, "an earlier run")
+        if saved:
+            out.append(saved)
     return out
+
+
+def _salvage(stage: Path, root: Path, who: str = "this run") -> tuple[Path, int] | None:
+    """A staging directory of ``root`` that did not become it: the cases its journal records
+    become the store ``ROOT.died-TIME`` (marked interrupted, said on stderr); a staging
+    directory without any is removed."""
+    import sys
+
+    journal = stage / JOURNAL
+    manifest = _manifest_from_journal(journal) if journal.is_file() else None
+    if manifest is None or not manifest["cases"]:
+        shutil.rmtree(stage, ignore_errors=True)
+        return None
+    stamp = re.sub(r"[^0-9T]", "", str(manifest.get("created", "")))[:15] or "unknown"
+    dest = root.parent / f"{root.name}.died-{stamp}"
+    n = 1
+    while dest.exists():
+        n += 1
+        dest = root.parent / f"{root.name}.died-{stamp}-{n}"
+    count = len(manifest["cases"])
+    manifest["recovered"] = f"a run into {root} that did not finish; its journal held {count} finished case(s)"
+    _finish_manifest(manifest, True)
+    atomic_write(stage / "manifest.json", json.dumps(jsonable(manifest), indent=1))
+    os.unlink(journal)
+    os.rename(stage, dest)
+    print(f"note: {who} into {root} (started {manifest.get('created', '?')}) did not finish; the {count} "
+          f"case(s) it finished are kept in {dest} (parity report {dest})", file=sys.stderr)
+    return dest, count
 
 
 def _manifest_from_journal(journal: Path) -> dict | None:

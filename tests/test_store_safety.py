@@ -367,3 +367,29 @@ def test_tempdir_is_left_as_it_was(tmp_path):
     tmp = Path(tempfile.mkdtemp(dir=tmp_path))
     r = run_cli("run", DOC, "--frameworks", "torch", report_dir=tmp_path / "reports", env={"TMPDIR": str(tmp)})
     assert r.code == 0 and list(tmp.iterdir()) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MiB filesystem (tmpfs), where mounting one is allowed."""
+    mnt = tmp_path / "small-disk"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mnt)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mnt
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_full_disk_loses_nothing_and_is_one_line(small_disk):
+    reports = small_disk / "reports"
+    first = run_cli("run", DOC, "--frameworks", "torch", report_dir=reports)
+    assert first.code == 0, first.stderr
+    old = (reports / "results" / "manifest.json").read_text()
+    old_json = (reports / "parity.json").read_text()
+    big = run_cli("run", DOC, ROOT / "cases" / "lrn" / "alexnet-95-channels.yaml", "--frameworks", "torch",
+                  report_dir=reports)  # 37 MB of inputs: no room
+    assert big.code == 2, big.stdout + big.stderr
+    assert "Traceback" not in big.stderr and big.stderr.strip().splitlines()[-1].startswith("parity: error:")
+    assert (reports / "results" / "manifest.json").read_text() == old
+    assert (reports / "parity.json").read_text() == old_json
+    assert not [p for p in reports.iterdir() if p.name.startswith(".")]
