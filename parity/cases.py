@@ -7,6 +7,7 @@ anything runs. The format is documented in README.md ("Case files").
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -105,6 +106,8 @@ class Case:
     line: int = 1
     dtypes: tuple[str, ...] | None = None  # a dtype sweep, expanded by load_tree into one case per dtype
     grad: dict | None = None  # {"seed": N}: also compare the vector-Jacobian products
+    #: a case built in code (from_mapping): the mapping, arrays included, for a store to write down
+    document: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
@@ -450,6 +453,72 @@ def load_case(file: Path, root: Path | None = None) -> Case:
     if errors:
         raise CaseErrors(errors)
     return case
+
+
+#: where a case built in code says it comes from (its ``path``, below the base directory)
+IN_CODE = "<parity.case>"
+
+
+def from_mapping(data: dict, base: Path | None = None) -> Case:
+    """A case built in code (``parity.case``) from the mapping a case file would hold, with
+    the same validation and errors (they name the field; there is no line). An input may be
+    a NumPy array: it is the input as given (its dtype one of parity's, unless the spec says
+    ``dtype``). ``file:`` inputs are read relative to ``base`` (default: the working
+    directory). Without a name, the case is named after its op and a hash of its contents."""
+    import hashlib
+
+    if not isinstance(data, dict):
+        raise CaseErrors([CaseError(IN_CODE, None, None, f"a case must be a mapping, got {_describe(data)}")])
+    base = Path(base or Path.cwd())
+    data = dict(data)
+    arrays: dict[str, np.ndarray] = {}
+    given = data.get("inputs")
+    if isinstance(given, dict):
+        data["inputs"] = dict(given)
+        for key, spec in given.items():
+            if isinstance(spec, dict) and isinstance(spec.get("array"), np.ndarray):
+                arr, dtype = spec["array"], spec.get("dtype")
+            elif isinstance(spec, np.ndarray):
+                arr, dtype = spec, None
+            else:
+                continue
+            arrays[key] = np.array(arr, copy=True)  # the case keeps its own copy
+            dtype = dtype or arrays[key].dtype.name
+            # validated as a spec of that shape and dtype; the array takes its place below
+            data["inputs"][key] = {"shape": list(arr.shape), "dtype": dtype}
+    if isinstance(data.get("expected"), dict):  # golden values are small: a list, as in a file
+        data["expected"] = {k: {**v, "values": v["values"].tolist()} if isinstance(v, dict) and isinstance(
+            v.get("values"), np.ndarray) else v for k, v in data["expected"].items()}
+    data = _plain(data)
+    if "name" not in data:
+        h = hashlib.sha256(repr(sorted((k, repr(v)) for k, v in data.items())).encode())
+        for key in sorted(arrays):
+            h.update(key.encode() + arrays[key].tobytes())
+        data["name"] = f"{data.get('op', 'case')}/{h.hexdigest()[:10]}"
+    doc = yamlio.Document.of(data, base / IN_CODE)
+    errors: list[CaseError] = []
+    case = _build(doc, base, errors)
+    if errors:
+        raise CaseErrors(errors)
+    specs = dict(case.inputs)
+    for key, arr in arrays.items():
+        spec = specs[key]
+        specs[key] = InputSpec(key, "array", tuple(arr.shape), spec.dtype, array=arr)
+    document = {**data, "inputs": {**data["inputs"], **{k: {"array": a, "dtype": specs[k].dtype}
+                                                         for k, a in arrays.items()}}}
+    return dataclasses.replace(case, inputs=specs, document=document)
+
+
+def _plain(value):
+    """Tuples as lists and NumPy scalars as Python numbers, as a YAML file would give them
+    (arrays are left alone)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic) and not isinstance(value, np.ndarray):
+        return value.item()
+    return value
 
 
 def _build(doc: yamlio.Document, root: Path, errors: list) -> Case | None:

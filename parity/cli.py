@@ -8,12 +8,10 @@ interrupted); 2 for bad input (a bad case file, an unknown name, a bad option).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import math
 import shlex
 import signal
 import sys
-import time
 from pathlib import Path
 
 from parity import __version__, frameworks, ops
@@ -34,8 +32,6 @@ parity.md (also appended to $GITHUB_STEP_SUMMARY when set), and worker logs in l
 """
 
 
-#: the operators parity fuzz has generators for (parity.fuzz.SHAPES_AND_PARAMS)
-FUZZ_OPS = ("lrn", "instance_norm", "group_norm", "batch_norm", "layer_norm", "rms_norm")
 
 
 def _csv(value: str) -> list[str]:
@@ -197,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "ERROR, CRASH or TIMEOUT) to a minimal example, write it to OUT as a regression case (with an "
                     ".npy input where needed) and run it again from that file to confirm it reproduces. "
                     "Exit status 1 when something was found, 0 when not, 2 for bad options.")
-    fz.add_argument("op", metavar="OP", help=f"the operator ({', '.join(FUZZ_OPS)})")
+    fz.add_argument("op", metavar="OP", help=f"the operator ({', '.join(ops.fuzzable())})")
     fz.add_argument("--frameworks", type=_csv, metavar="A,B", default=None,
                     help=f"only these frameworks (from: {', '.join(frameworks.NAMES)})")
     fz.add_argument("--max-examples", type=int, default=100, metavar="N",
@@ -307,11 +303,8 @@ def _not_a_baseline(results: Path, baselines: Path) -> None:
 
 
 def cmd_run(args) -> int:
-    from parity import compare, report, runner, store
-    from parity.cases import load_tree
+    from parity import api, fsutil, host, store
     from parity.report import terminal
-
-    from parity import host
 
     python = _python_map(args.python)
     env = _env_map(args.env)
@@ -327,165 +320,52 @@ def cmd_run(args) -> int:
         bad = [d for d in args.device if d not in frameworks.DEVICES]
         if bad:
             raise InputError(f"--device: unknown {', '.join(bad)}; expected {', '.join(frameworks.DEVICES)}")
-    cases = _select(load_tree(args.paths), args.case)
+    cases = _select(api.load_cases(args.paths), args.case)
     if args.shard:
         cases = shard(cases, *args.shard)
-    baseline = store.load(store.baseline_path(args.baselines, args.baseline)) if args.baseline else None
-    runs = runner.plan(cases, args.frameworks, args.device, python, env)
-    command = "parity " + shlex.join(sys.argv[1:])
     results_dir = None if args.no_results else (args.results or store.default_results_dir(args.report_dir))
     if results_dir is not None:
         _not_a_baseline(results_dir, args.baselines)
+    if args.baseline:
+        store.baseline_path(args.baselines, args.baseline)  # a missing baseline stops us before anything runs
     lock = None if args.no_report else _report_lock(args.report_dir)
     try:
-        writer = store.Writer(results_dir, command, report.host_info()) if results_dir else None
-        return _run(args, cases, runs, baseline, writer, command)
+        progress = terminal.Progress(0)
+        signal.signal(signal.SIGTERM, _interrupt)  # CI cancels with SIGTERM: treat it as Ctrl-C
+        try:
+            rep = api.run(cases, frameworks=args.frameworks, devices=args.device, results=results_dir,
+                          baseline=args.baseline, baselines=args.baselines, timeout=args.timeout, python=python,
+                          env=env, keep_outputs=False, on_result=None if args.quiet else progress.update,
+                          on_start=lambda runs: setattr(progress, "total", len(runs)),
+                          log_dir=None if args.no_report else args.report_dir / "logs",
+                          command="parity " + shlex.join(sys.argv[1:]))
+        finally:
+            progress.close()
+        if rep.interrupted:
+            print("\ninterrupted: writing the results finished so far", file=sys.stderr)
+        with fsutil.deferred_signals(restore=False) as held:  # a second Ctrl-C waits for whole reports
+            say(terminal.render(rep, verbose=args.verbose), end="")
+            if not args.no_report:
+                _write_reports(rep, args)
+            if results_dir is not None:
+                say(f"results: {results_dir}")
     finally:
         if lock is not None:
             lock.release()
-
-
-def _run(args, cases, runs, baseline, writer, command) -> int:
-    """cmd_run after its checks: run, store, report. Whatever happens, the results finished so
-    far are kept: an interrupted or failing run closes its store as interrupted."""
-    from parity import compare, fsutil, report, runner
-    from parity.report import terminal
-
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    t0 = time.perf_counter()
-    done: list[report.CaseReport] = []
-    progress = terminal.Progress(len(runs))
-
-    def on_result(r):
-        if not args.quiet:
-            progress.update(r)
-
-    def on_case_done(case, results, refs, summary, arrays):
-        old = baseline.cases[case.name].results if baseline and case.name in baseline.cases else \
-            ([] if baseline else None)
-        rows = compare.evaluate(case, results, refs, baseline=old, baseline_name=args.baseline or "")
-        if writer:
-            writer.add(case, results, arrays, next((r.inputs_sha256 for r in results + refs if r.inputs_sha256), None))
-        for r in results + refs:
-            r.outputs = {}  # arrays are not needed past the comparison
-        done.append(report.CaseReport(case, results, refs, rows, summary))
-
-    interrupted = False
-    signal.signal(signal.SIGTERM, _interrupt)  # CI cancels with SIGTERM: treat it as Ctrl-C
-    try:
-        try:
-            runner.execute(cases, runs, timeout=args.timeout, on_result=on_result, on_case_done=on_case_done,
-                           log_dir=None if args.no_report else args.report_dir / "logs")
-        except KeyboardInterrupt:
-            interrupted = True
-            print("\ninterrupted: writing the results finished so far", file=sys.stderr)
-        finally:
-            progress.close()
-    except BaseException:
-        if writer:  # a failure (a full disk, a harness bug): the old store stays; what finished is kept apart
-            with fsutil.deferred_signals():
-                writer.abandon()
-        raise
-    with fsutil.deferred_signals(restore=False) as held:  # a second Ctrl-C waits for whole reports and results
-        if writer:
-            writer.close(interrupted)
-        order = {c.name: i for i, c in enumerate(cases)}
-        done.sort(key=lambda c: order[c.case.name])
-        rep = report.Report(done, started, time.perf_counter() - t0, command, report.host_info(), interrupted,
-                            stopped=interrupted)
-        print(terminal.render(rep, verbose=args.verbose), end="")
-        if not args.no_report:
-            _write_reports(rep, args)
-        if writer:
-            say(f"results: {writer.root}")
     return 130 if held else rep.exit_code
 
 
-def report_from_store(paths: list[Path], baseline=None, baseline_name: str = "", cases_dir: Path | None = None):
-    """A Report from stored results (several stores are read as one): no framework runs. With
-    ``cases_dir``, the stored outputs are judged under the case files there (see rejudge)."""
-    from parity import compare, inputs, report, runner, store
-
-    src = store.load_many(paths)
-    if cases_dir is not None:
-        rejudge(src, cases_dir)
-    started = src.manifest.get("created", "")
-    t0 = time.perf_counter()
-    done = []
-    for sc in src.cases.values():
-        refs = runner.reference_results(sc.case, [r.form for r in sc.results], sc.inputs, sc.digest)
-        old = baseline.cases[sc.case.name].results if baseline and sc.case.name in baseline.cases else \
-            ([] if baseline else None)
-        rows = compare.evaluate(sc.case, sc.results, refs, baseline=old, baseline_name=baseline_name)
-        done.append(report.CaseReport(sc.case, sc.results, refs, rows, inputs.summarize(sc.inputs)))
-    command = f"parity report {' '.join(map(str, paths))} (results of: {src.manifest.get('command', '?')})"
-    if cases_dir is not None:
-        command += f" --cases {cases_dir}"
-    return report.Report(done, started, time.perf_counter() - t0, command,
-                         src.manifest.get("host") or report.host_info(), bool(src.manifest.get("interrupted")))
-
-
-def rejudge(src, cases_dir: Path) -> None:
-    """Put today's case files of ``cases_dir`` in place of the stored copies, in ``src`` (a
-    loaded store): same names, same inputs (checked by their SHA-256), and each stored run
-    kept only where the case still asks for the call it made; a run of another call becomes
-    an ERROR that says so. Stored cases that ``cases_dir`` no longer has are left out, and
-    both lists are said on stderr."""
-    from parity import inputs, protocol, runner
-    from parity.cases import load_tree
-    from parity.ops.base import NoExactMapping
-
-    today = {c.name: c for c in load_tree([cases_dir])}
-    gone = [name for name in src.cases if name not in today]
-    for name in gone:
-        del src.cases[name]
-    missing = [name for name in today if name not in src.cases]
-    if gone:
-        say(f"note: {len(gone)} stored case(s) are not in {cases_dir} and are left out: {', '.join(gone[:5])}"
-              + (" ..." if len(gone) > 5 else ""), file=sys.stderr)
-    if missing:
-        say(f"note: {len(missing)} case(s) of {cases_dir} are not in the store and are not judged: "
-              f"{', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""), file=sys.stderr)
-    for name, sc in src.cases.items():
-        case = today[name]
-        arrays = {k: spec.materialize() for k, spec in case.inputs.items()}
-        if case.grad:
-            arrays[protocol.UPSTREAM] = case.upstream()
-        changed = sc.digest is not None and inputs.digest(arrays) != sc.digest
-        sc.case = case
-        for r in sc.results:
-            r.case = case
-            why = "the case's inputs changed since this store was made" if changed else None
-            if why is None:
-                try:
-                    native, forms = runner._native_and_forms(case, r.framework, case.spelling.get(r.framework))
-                except NoExactMapping as exc:
-                    native, forms = None, {}
-                    if r.native is not None:
-                        why = f"the case now has no exact {r.framework} call ({exc})"
-                if why is None and native != r.native:
-                    why = f"the case now asks {r.framework} for {native}, the stored run made {r.native}"
-                if why is None and r.native is not None:
-                    name = r.spelling or next(iter(forms))
-                    r.form = forms.get(name) or case.op.form_from_native(r.framework, r.native, case.shapes, name,
-                                                                         case.dtype)
-            if why is not None:
-                r.status, r.outputs = runner.ERROR, {}
-                r.message = f"stored run not judged: {why}; run the case again"
-
-
 def cmd_report(args) -> int:
-    from parity import store
+    from parity import api, fsutil, store
     from parity.report import terminal
 
-    from parity import fsutil
-
-    baseline = store.load(store.baseline_path(args.baselines, args.baseline)) if args.baseline else None
+    if args.baseline:
+        store.baseline_path(args.baselines, args.baseline)
     lock = _report_lock(args.report_dir)
     try:
-        rep = report_from_store(args.results, baseline, args.baseline or "", args.cases_dir)
+        rep = api.load(args.results, args.cases_dir, baseline=args.baseline, baselines=args.baselines)
         with fsutil.deferred_signals(restore=False) as held:
-            print(terminal.render(rep, verbose=args.verbose), end="")
+            say(terminal.render(rep, verbose=args.verbose), end="")
             _write_reports(rep, args)
     finally:
         lock.release()
@@ -580,8 +460,8 @@ def cmd_fuzz(args) -> int:
     from parity import fuzz
     from parity.inputs import DTYPES
 
-    if args.op not in FUZZ_OPS:
-        raise InputError(f"parity fuzz: unknown op {args.op!r}; it generates: {', '.join(FUZZ_OPS)}")
+    if args.op not in ops.fuzzable():
+        raise InputError(f"parity fuzz: unknown op {args.op!r}; it generates: {', '.join(ops.fuzzable())}")
     if args.max_examples < 1:
         raise InputError("--max-examples: expected a number >= 1")
     bad = [d for d in args.dtypes or [] if d not in DTYPES]
@@ -620,6 +500,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except BrokenPipeError:
         return 1
+    except KeyboardInterrupt:  # between the run and its reports: the results are stored
+        print("\ninterrupted", file=sys.stderr)
+        return 130
     except OSError as exc:  # the filesystem said no (full disk, permissions): one line, not a traceback
         where = f"{exc.filename}: " if exc.filename else ""
         say(f"parity: error: {where}{exc.strerror or exc}", file=sys.stderr)

@@ -97,25 +97,23 @@ def explain(cases: list[Case], between: tuple[str, str] | None = None, *, timeou
             log_dir: Path | None = None) -> list[PairExplanation]:
     """Run the cases, decompose every gap between two frameworks (or the pair asked for),
     and verify every exact mapping by running it."""
-    done: dict[str, tuple] = {}
-
-    def keep(case, results, refs, *_):
-        done[case.name] = (results, compare.evaluate(case, results, refs))
-
     pool = runner.WorkerPool(log_dir)
     try:
-        return _explain(cases, between, timeout, keep, done, pool)
+        return _explain(cases, between, timeout, pool)
     finally:
         pool.close()
 
 
-def _explain(cases, between, timeout, keep, done, pool) -> list[PairExplanation]:
-    runs = runner.plan(cases, between)
-    runner.execute(cases, runs, timeout=timeout, on_case_done=keep, pool=pool)
+def _explain(cases, between, timeout, pool) -> list[PairExplanation]:
+    from parity import api
 
+    report = api.run(cases, frameworks=list(between) if between else None, timeout=timeout, pool=pool,
+                     keep_outputs=False)
+    if report.interrupted:
+        raise KeyboardInterrupt
     out: list[PairExplanation] = []
-    for case in cases:
-        results, rows = done[case.name]
+    for c in report.cases:
+        case, results, rows = c.case, c.results, c.rows
         ran = {r.framework: r for r in results if r.status == runner.OK}
         if between:
             missing = [fw for fw in between if fw not in ran]
@@ -151,13 +149,10 @@ def _explain(cases, between, timeout, keep, done, pool) -> list[PairExplanation]
                 m.verify_case = _verify_case(ex.case, m, source)
                 checks.append(m)
     if checks:
-        verify_cases = [m.verify_case for m in checks]
-        verified: dict[str, list] = {}
-
-        def keep_check(case, results, refs, *_):
-            verified[case.name] = compare.evaluate(case, results, refs)
-
-        runner.execute(verify_cases, runner.plan(verify_cases), timeout=timeout, on_case_done=keep_check, pool=pool)
+        checked = api.run([m.verify_case for m in checks], timeout=timeout, pool=pool, keep_outputs=False)
+        if checked.interrupted:
+            raise KeyboardInterrupt
+        verified = {c.case.name: c.rows for c in checked.cases}
         for m in checks:
             pair = [r for r in verified[m.verify_case.name] if r.kind == "pair"]
             m.verified = max(pair, key=lambda r: (r.verdict != compare.PASS, r.metrics.max_abs if r.metrics else 0)) \

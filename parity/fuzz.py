@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from parity import compare, frameworks, ops, runner
+from parity import frameworks, ops, runner
 from parity.cases import load_case
 from parity.errors import InputError
 
@@ -71,10 +71,6 @@ def _st():
     return st
 
 
-def _floats_from(values):
-    return _st().sampled_from(values)
-
-
 def _values(draw, dtype: str):
     """(regime, std, mean): extremes scaled to the dtype's range."""
     st = _st()
@@ -89,83 +85,17 @@ def _values(draw, dtype: str):
     return regime, std, mean
 
 
-def _lrn(draw):
-    st = _st()
-    shape = (draw(st.integers(1, 3)), draw(st.integers(1, 24)), draw(st.integers(1, 5)), draw(st.integers(1, 5)))
-    params = {"size": draw(st.integers(1, 9)), "alpha": draw(_floats_from([1e-4, 1e-3, 1e-2, 0.1, 1.0])),
-              "beta": draw(_floats_from([0.75, 0.5, 1.0, 0.6])), "k": draw(_floats_from([2.0, 1.0, 0.5]))}
-    return shape, params, ()
-
-
-def _spatial(draw, rank_min=3, rank_max=5, n_min=1):
-    st = _st()
-    rank = draw(st.integers(rank_min, rank_max))
-    return [draw(st.integers(n_min, 4))] + [draw(st.integers(1, 6)) for _ in range(rank - 1)]
-
-
-_EPS = [1e-5, 1e-3, 1e-6, 1e-2]
-
-
-def _group_norm(draw):
-    st = _st()
-    shape = _spatial(draw)
-    groups = draw(st.integers(1, 4))
-    shape[1] = groups * draw(st.integers(1, 4))
-    affine = draw(st.booleans())
-    params = {"num_groups": groups, "eps": draw(_floats_from(_EPS)), "affine": affine}
-    return tuple(shape), params, ("weight", "bias") if affine else ()
-
-
-def _instance_norm(draw):
-    st = _st()
-    shape = _spatial(draw)
-    shape[-1] = max(shape[-1], 2)  # one value per channel: torch refuses to normalize it
-    affine = draw(st.booleans())
-    return tuple(shape), {"eps": draw(_floats_from(_EPS)), "affine": affine}, ("weight", "bias") if affine else ()
-
-
-def _batch_norm(draw):
-    st = _st()
-    shape = _spatial(draw, 2, 5, n_min=2)  # training needs more than one value per channel
-    training = draw(st.booleans())
-    params = {"training": training, "momentum": draw(_floats_from([0.1, 0.01, 0.5])),
-              "eps": draw(_floats_from(_EPS)), "affine": True}
-    return tuple(shape), params, ("weight", "bias") + (() if training else ("running_mean", "running_var"))
-
-
-def _trailing(draw):
-    st = _st()
-    rank = draw(st.integers(2, 4))
-    shape = tuple(draw(st.integers(1, 6)) for _ in range(rank))
-    k = draw(st.integers(1, rank - 1))
-    return shape, list(shape[rank - k:])
-
-
-def _layer_norm(draw):
-    st = _st()
-    shape, normalized = _trailing(draw)
-    affine = draw(st.booleans())
-    return shape, {"normalized_shape": normalized, "eps": draw(_floats_from(_EPS)), "elementwise_affine": affine}, \
-        ("weight", "bias") if affine else ()
-
-
-def _rms_norm(draw):
-    shape, normalized = _trailing(draw)
-    return shape, {"normalized_shape": normalized, "eps": draw(_floats_from([1e-6, 1e-5, 1e-3])),
-                   "elementwise_affine": True}, ("weight",)
-
-
-SHAPES_AND_PARAMS = {"lrn": _lrn, "group_norm": _group_norm, "instance_norm": _instance_norm,
-                     "batch_norm": _batch_norm, "layer_norm": _layer_norm, "rms_norm": _rms_norm}
-
-
 def examples(op: str, dtypes: tuple[str, ...], grad: bool):
-    """The hypothesis strategy of Examples for ``op``."""
+    """The hypothesis strategy of Examples for ``op``: the op's own strategy (``Op.fuzz``: shape,
+    params, optional inputs) with a dtype, a value regime, a seed and whether gradients count."""
     st = _st()
+    the_op = ops.get(op)
+    if the_op.fuzz is None:
+        raise InputError(f"parity fuzz has no generator for op {op!r}; it knows: {', '.join(ops.fuzzable())}")
 
     @st.composite
     def strategy(draw):
-        shape, params, weights = SHAPES_AND_PARAMS[op](draw)
+        shape, params, weights = the_op.fuzz(draw)
         dtype = draw(st.sampled_from(dtypes))
         regime, std, mean = _values(draw, dtype)
         channel = draw(st.integers(0, shape[1] - 1)) if regime == "constant-channel" and len(shape) > 1 else 0
@@ -183,21 +113,21 @@ def _weight_shape(ex: Example, name: str) -> list[int]:
     return [ex.shape[1]]
 
 
-def write_case(ex: Example, directory: Path, stem: str, name: str, description: str = "",
-               source: str = "") -> Path:
-    """Write ``ex`` as ``directory/stem.yaml`` (and ``stem.x.npy`` when needed); returns the path."""
-    directory.mkdir(parents=True, exist_ok=True)
+def mapping(ex: Example, name: str, description: str = "", source: str = "") -> tuple[dict, np.ndarray | None]:
+    """The case of ``ex`` as the mapping a case file holds, and the x array when ``ex`` needs
+    one given (a constant channel): the input spec is then {"dtype": ...}, to which the array
+    is added in memory (``case``) or as a file beside the YAML (``write_case``)."""
     x = {"shape": list(ex.shape), "dtype": ex.dtype, "seed": ex.seed}
+    array = None
     if ex.regime != "plain":
         x.update(mean=ex.mean, std=ex.std)
     if ex.regime == "constant-channel":
         from parity.inputs import InputSpec
 
-        arr = InputSpec("x", "random", ex.shape, "float64", seed=ex.seed,
-                        args={"mean": ex.mean, "std": ex.std}).materialize()
-        arr[:, ex.channel] = ex.mean
-        np.save(directory / f"{stem}.x.npy", arr, allow_pickle=False)
-        x = {"file": f"{stem}.x.npy", "dtype": ex.dtype}
+        array = InputSpec("x", "random", ex.shape, "float64", seed=ex.seed,
+                          args={"mean": ex.mean, "std": ex.std}).materialize()
+        array[:, ex.channel] = ex.mean
+        x = {"dtype": ex.dtype}
     inputs = {"x": x}
     for i, name_ in enumerate(ex.weights):
         spec = {"shape": _weight_shape(ex, name_), "dtype": ex.dtype, "seed": ex.seed + 1 + i}
@@ -213,6 +143,27 @@ def write_case(ex: Example, directory: Path, stem: str, name: str, description: 
     if ex.grad:
         doc["grad"] = True
     doc["inputs"] = inputs
+    return doc, array
+
+
+def case(ex: Example, name: str):
+    """``ex`` as a case in memory (parity.case): nothing is written."""
+    from parity import cases
+
+    doc, array = mapping(ex, name)
+    if array is not None:
+        doc["inputs"]["x"] = {"array": array, "dtype": ex.dtype}
+    return cases.from_mapping(doc)
+
+
+def write_case(ex: Example, directory: Path, stem: str, name: str, description: str = "",
+               source: str = "") -> Path:
+    """Write ``ex`` as ``directory/stem.yaml`` (and ``stem.x.npy`` when needed); returns the path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    doc, array = mapping(ex, name, description, source)
+    if array is not None:
+        np.save(directory / f"{stem}.x.npy", array, allow_pickle=False)
+        doc["inputs"]["x"] = {"file": f"{stem}.x.npy", "dtype": ex.dtype}
     path = directory / f"{stem}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100))
     return path
@@ -284,28 +235,22 @@ class Searcher:
         self.versions: dict[str, str] = {}
         self.frameworks_ran: set[str] = set()
 
-    def run_case(self, case) -> list:
-        rows: list = []
+    def run_case(self, c) -> list:
+        from parity import api
 
-        def done(c, results, refs, *_):
-            for r in results:
-                if r.version:
-                    self.versions[r.framework] = r.version
-                if r.status == runner.OK:
-                    self.frameworks_ran.add(r.framework)
-            rows.extend(compare.evaluate(c, results, refs))
-
-        runner.execute([case], runner.plan([case], only_frameworks=self.only), timeout=self.timeout,
-                       on_case_done=done, pool=self.pool)
-        return rows
+        report = api.run([c], frameworks=self.only, timeout=self.timeout, pool=self.pool, keep_outputs=False)
+        if report.interrupted:
+            raise KeyboardInterrupt
+        for r in report.cases[0].results if report.cases else []:
+            if r.version:
+                self.versions[r.framework] = r.version
+            if r.status == runner.OK:
+                self.frameworks_ran.add(r.framework)
+        return report.rows
 
     def run(self, ex: Example) -> list:
         self.count += 1
-        stem = f"ex{self.count}"
-        case = load_case(write_case(ex, self.workdir / "examples", stem, f"fuzz/{self.op}/{stem}"))
-        rows = self.run_case(case)
-        for f in (self.workdir / "examples").glob(f"{stem}.*"):
-            f.unlink()
+        rows = self.run_case(case(ex, f"fuzz/{self.op}/ex{self.count}"))
         for key, value in (("dtype", ex.dtype), ("regime", ex.regime), ("rank", len(ex.shape)), ("grad", ex.grad)):
             self.stats[key][value] += 1
         for k, v in ex.params.items():
@@ -365,8 +310,8 @@ def search(op_name: str, *, only: list[str] | None = None, max_examples: int = 1
     from hypothesis import seed as hseed
 
     op = ops.get(op_name)
-    if op_name not in SHAPES_AND_PARAMS:
-        raise InputError(f"parity fuzz has no generator for op {op_name!r}; it knows: {', '.join(SHAPES_AND_PARAMS)}")
+    if op_name not in ops.fuzzable():
+        raise InputError(f"parity fuzz has no generator for op {op_name!r}; it knows: {', '.join(ops.fuzzable())}")
     fws = [fw for fw in (only or op.frameworks()) if fw in op.frameworks() and frameworks.installed(fw)]
     if not fws:
         raise InputError(f"no installed framework has op {op_name} (asked for: {', '.join(only or op.frameworks())})")

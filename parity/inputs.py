@@ -40,7 +40,8 @@ def dtype(name: str) -> np.dtype:
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One input of a case. ``kind`` is 'values', 'random' or 'file'."""
+    """One input of a case. ``kind`` is 'values', 'random', 'file' or 'array' (a NumPy array
+    given in code, parity.case)."""
 
     name: str
     kind: str
@@ -54,11 +55,17 @@ class InputSpec:
     #: the file's path as the case writes it, relative to the case file (``file`` is resolved:
     #: through a symlink it names the target); None when it climbs out through '..'
     file_as_written: Path | None = field(default=None, compare=False)
+    #: kind 'array': the array (cast to ``dtype`` when materialized)
+    array: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def materialize(self, as_dtype: str | None = None) -> np.ndarray:
         """The array, in this spec's dtype (or ``as_dtype`` when sweeping dtypes)."""
         target = DTYPES[as_dtype or self.dtype]
-        if self.kind == "values":
+        if self.kind == "array":
+            data = np.asarray(self.array)
+            if data.dtype != target:
+                data = data.astype(np.float64)
+        elif self.kind == "values":
             data = np.array(self.values, dtype=np.float64)
         elif self.kind == "file":
             try:
@@ -76,7 +83,9 @@ class InputSpec:
 
     def describe(self) -> str:
         shape = "x".join(map(str, self.shape)) or "scalar"
-        if self.kind == "values":
+        if self.kind == "array":
+            src = "an array given in code"
+        elif self.kind == "values":
             src = "literal values"
         elif self.kind == "file":
             src = f"file {self.file.name}"

@@ -93,7 +93,7 @@ class CaseFile(pytest.File):
             names += [f"{t} vs expected [{e.output}]" for t in targets]
         prefix = f"[{case.dtype}] " if _swept(case) else ""
         for name in dict.fromkeys(names):
-            item = ComparisonItem.from_parent(self, name=prefix + name, case=case, runs=runs)
+            item = ComparisonItem.from_parent(self, name=prefix + name, case=case)
             item.add_marker(pytest.mark.xdist_group(case.name))
             yield item
 
@@ -103,26 +103,24 @@ class ComparisonFailure(Exception):
 
 
 class ComparisonItem(pytest.Item):
-    def __init__(self, *, case, runs, **kwargs):
+    def __init__(self, *, case, **kwargs):
         super().__init__(**kwargs)
-        self.case, self.runs = case, runs
+        self.case = case
 
     def _rows(self) -> list:
         global _POOL
-        from parity import compare, runner
+        from parity import api, runner
 
         if _POOL is None:
             _POOL = runner.WorkerPool()
         key = f"{self.case.path}::{self.case.name}"
         if key not in _RESULTS:
-            rows: list = []
-
-            def done(case, results, refs, *_):
-                rows.extend(compare.evaluate(case, results, refs))
-
-            runner.execute([self.case], self.runs, timeout=self.config.getoption("--parity-timeout"),
-                           on_case_done=done, pool=_POOL)
-            _RESULTS[key] = rows
+            only = self.config.getoption("--parity-frameworks")
+            report = api.run([self.case], frameworks=only.split(",") if only else None,
+                             timeout=self.config.getoption("--parity-timeout"), pool=_POOL, keep_outputs=False)
+            if report.interrupted:
+                raise KeyboardInterrupt
+            _RESULTS[key] = report.rows
         return _RESULTS[key]
 
     def runtest(self):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from parity import compare, runner, store
+from parity import frameworks
 from parity.cases import load_case, name_problem
 from parity.errors import InputError
 from parity.protocol import UPSTREAM
@@ -73,23 +73,27 @@ def _inside(path: Path, folder: Path) -> Path:
 
 
 def new_case(results: Path, case_name: str, out_dir: Path, between=None, name: str | None = None) -> Path:
-    src = store.load(results)
-    if case_name not in src.cases:
-        raise InputError(f"{results}: no case {case_name!r}; it has: {', '.join(src.cases)}")
-    sc = src.cases[case_name]
-    case = sc.case
-    kept = [r for r in sc.results if not between or r.framework in between]
+    from parity import api
+
+    stored = api.load(results)
+    names = [c.case.name for c in stored.cases]
+    if case_name not in names:
+        raise InputError(f"{results}: no case {case_name!r}; it has: {', '.join(names)}")
+    cr = stored.case(case_name)
+    case = cr.case
+    kept = [r for r in cr.results if not between or r.framework in between]
     if between and {r.framework for r in kept} != set(between):
-        raise InputError(f"--between {between[0]} {between[1]}: the stored case ran {', '.join(r.framework for r in sc.results)}")
-    refs = runner.reference_results(case, [r.form for r in kept], sc.inputs, sc.digest)
-    rows = compare.evaluate(case, kept, refs)
+        raise InputError(f"--between {between[0]} {between[1]}: the stored case ran {', '.join(r.framework for r in cr.results)}")
+    rows = [row for row in cr.rows if all(s.framework not in frameworks.NAMES or s.framework in
+                                          {r.framework for r in kept} for s in (row.a, row.b))]
+    src_manifest = stored.manifest
     name = f"regression/{case.name}" if name is None else name
     folder = case_folder(Path(out_dir), name)
     folder.mkdir(parents=True, exist_ok=True)
     folder = case_folder(Path(out_dir), name)  # again: nothing raced a link into its place
 
     inputs = {}
-    for key, arr in sc.inputs.items():
+    for key, arr in stored.inputs(case_name).items():
         if key == UPSTREAM:  # drawn again from grad: {seed} (the same values)
             continue
         if arr.dtype.name == "bfloat16":  # .npy has no bfloat16: float32 holds every value exactly
@@ -129,14 +133,14 @@ def new_case(results: Path, case_name: str, out_dir: Path, between=None, name: s
         "name": name,
         "op": case.op.name,
         "description": (f"Regression case written by `parity new-case` from {results} "
-                        f"({src.manifest.get('created', '')}) for {case.name}: the same calls on the same inputs."),
-        "source": f"parity results {results}, run by: {src.manifest.get('command', '?')}; original case "
-                  f"{next((c['file'] for c in src.manifest['cases'] if c['name'] == case.name), case.path)}",
+                        f"({src_manifest.get('created', '')}) for {case.name}: the same calls on the same inputs."),
+        "source": f"parity results {results}, run by: {src_manifest.get('command', '?')}; original case "
+                  f"{next((c['file'] for c in src_manifest['cases'] if c['name'] == case.name), case.path)}",
         "params": case.params,
         "native": {r.framework: r.native for r in kept if r.native is not None},
         "spelling": {r.framework: r.spelling for r in kept if r.spelling},
         "inputs": inputs,
-        "frameworks": sorted({r.framework for r in kept}, key=["torch", "tensorflow", "mindspore"].index),
+        "frameworks": sorted({r.framework for r in kept}, key=frameworks.NAMES.index),
         "devices": sorted({r.device for r in kept}),
     }
     if case.grad:

@@ -130,6 +130,27 @@ def _referenced_files(case: Case) -> list[tuple[Path, Path]]:
     return [(s.file, s.file_as_written or Path(s.file).resolve().relative_to(base)) for s in specs]
 
 
+def _write_document(case: Case, cdir: Path) -> None:
+    """The copy of a case built in code (parity.case): its mapping as YAML, each array input
+    saved beside it (bfloat16 as float32, which holds every value) and read as a file."""
+    import yaml
+
+    doc = dict(case.document)
+    inputs = {}
+    for key, spec in doc.get("inputs", {}).items():
+        if isinstance(spec, dict) and isinstance(spec.get("array"), np.ndarray):
+            arr = spec["array"]
+            rel = f"in-code/{key}.npy"
+            (cdir / "in-code").mkdir(exist_ok=True)
+            np.save(cdir / rel, arr.astype(np.float32) if arr.dtype.name == "bfloat16" else arr, allow_pickle=False)
+            spec = {"file": rel, "dtype": spec["dtype"]}
+        inputs[key] = spec
+    doc["inputs"] = inputs
+    text = "# written by parity from a case built in code (parity.case)\n" + yaml.safe_dump(
+        doc, sort_keys=False, allow_unicode=True, width=100, default_flow_style=None)
+    (cdir / "case.yaml").write_text(text, encoding="utf-8")
+
+
 def is_baseline(path: Path) -> bool:
     return (Path(path) / BASELINE_MARK).is_file()
 
@@ -174,7 +195,10 @@ class Writer:
         cid = case_id(case.name)
         cdir = self.stage / "cases" / cid
         cdir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(case.path, cdir / "case.yaml")
+        if case.document is not None:
+            _write_document(case, cdir)
+        else:
+            shutil.copyfile(case.path, cdir / "case.yaml")
         for f, rel in _referenced_files(case):
             (cdir / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, cdir / rel)

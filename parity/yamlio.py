@@ -87,8 +87,16 @@ class Document:
         #: path -> the text of a float literal beyond float64's range (1e400), which reads as inf
         self.overflow = overflow or {}
 
+    @classmethod
+    def of(cls, data, where: Path) -> "Document":
+        """A document built in code (parity.case): the same validation, and no lines to name."""
+        return cls(Path(where), data, None, None)
+
     def line(self, path: Path_, key: bool = False) -> int | None:
-        """Line of the value at ``path`` (or of its key); falls back to the parent."""
+        """Line of the value at ``path`` (or of its key); falls back to the parent. None for a
+        document built in code."""
+        if self._lines is None:
+            return None
         path = tuple(path)
         table = self._key_lines if key else self._lines
         while path:

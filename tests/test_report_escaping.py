@@ -408,10 +408,20 @@ def test_csv_cell_leaves_numbers_alone(value):
 
 
 def test_csv_writer_keeps_negative_numbers_numeric():
-    from parity.report.csv import _cell
+    import csv as csv_module
+    import io
 
-    assert _cell(-0.5) == "-0.5" and _cell(-3) == -3 and _cell(float("-inf")) == "-inf"
+    import numpy as np
+
+    import parity
+    from parity.report.csv import _cell, render
+
     assert _cell("-0.5") == "'-0.5" and _cell(["-1", "2"]) == "'-1 2"
+    x = -np.abs(np.random.default_rng(0).standard_normal((1, 3, 2, 2))).astype(np.float32)  # negative outputs
+    report = parity.run([parity.case(op="lrn", params={"size": 3}, inputs={"x": x}, name="-neg")],
+                        frameworks=["torch"])
+    row = next(csv_module.DictReader(io.StringIO(render(report))))
+    assert row["case"] == "'-neg" and float(row["worst_a"]) < 0 and row["worst_a"].startswith("-")
 
 
 @pytest.mark.parametrize("raw, shown", [

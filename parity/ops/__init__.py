@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from parity.ops.base import Form, NoExactMapping, Op, Spelling, Unsupported
+from parity.ops.base import Backend, Form, NoExactMapping, Op, Spelling, UnknownFramework, Unsupported
 from parity.ops.batch_norm import BatchNorm
 from parity.ops.group_norm import GroupNorm
 from parity.ops.instance_norm import InstanceNorm
@@ -12,7 +12,8 @@ from parity.ops.layer_norm import LayerNorm
 from parity.ops.lrn import LRN
 from parity.ops.rms_norm import RMSNorm
 
-__all__ = ["Form", "NoExactMapping", "Op", "Spelling", "Unsupported", "get", "names", "registry"]
+__all__ = ["Backend", "Form", "NoExactMapping", "Op", "Spelling", "UnknownFramework", "Unsupported", "fuzzable",
+           "get", "names", "registry"]
 
 _OPS: dict[str, Op] = {op.name: op for op in (LRN(), InstanceNorm(), GroupNorm(), BatchNorm(), LayerNorm(), RMSNorm())}
 
@@ -34,3 +35,8 @@ def names() -> list[str]:
 
 def get(name: str) -> Op:
     return registry()[name]
+
+
+def fuzzable() -> list[str]:
+    """The operators with a fuzz strategy (``Op.fuzz``), in registry order: what ``parity fuzz`` takes."""
+    return [name for name, op in registry().items() if op.fuzz is not None]

@@ -225,3 +225,28 @@ def sum_to(a: np.ndarray, keep: tuple[int, ...]) -> np.ndarray:
 def channel_perm(rank: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(to channels last, back to channels first) axis orders for a rank."""
     return (0,) + tuple(range(2, rank)) + (1,), (0, rank - 1) + tuple(range(1, rank - 1))
+
+
+# --- fuzz strategies' building blocks (hypothesis imported only when drawn) ---------------------
+
+FUZZ_EPS = [1e-5, 1e-3, 1e-6, 1e-2]  # hypothesis shrinks towards the first
+
+
+def fuzz_spatial(draw, rank_min=3, rank_max=5, n_min=1) -> list[int]:
+    """A shape (N, C, spatial...) of rank rank_min..rank_max, small sides."""
+    from parity.ops.base import strategies
+
+    st = strategies()
+    rank = draw(st.integers(rank_min, rank_max))
+    return [draw(st.integers(n_min, 4))] + [draw(st.integers(1, 6)) for _ in range(rank - 1)]
+
+
+def fuzz_trailing(draw) -> tuple[tuple[int, ...], list[int]]:
+    """A shape of rank 2..4 and its last k dims (k < rank): a normalized_shape."""
+    from parity.ops.base import strategies
+
+    st = strategies()
+    rank = draw(st.integers(2, 4))
+    shape = tuple(draw(st.integers(1, 6)) for _ in range(rank))
+    k = draw(st.integers(1, rank - 1))
+    return shape, list(shape[rank - k:])

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.ops.base import Form, Op, Spelling
+from parity import frameworks
+from parity.ops.base import Backend, Form, Op, Spelling
 
 MODES = ["ok", "raise", "abort", "segfault", "exit", "hang", "wrong_shape", "wrong_dtype", "unsupported", "oom", "oom_kill"]
 
@@ -76,32 +77,37 @@ _SCHEMA = {
 }
 
 
+_UNSUPPORTED = (r"not supported on this device",)
+
+
+def _to_form(p, shapes, spelling, dtype) -> FaultForm:
+    return FaultForm(scale=2.0)
+
+
+def _from_form(form: FaultForm, shapes) -> dict:
+    return {}
+
+
+def _backend(framework: str) -> Backend:
+    """fault in one framework: y = 2x through the adapter API every framework has."""
+    return Backend(_SCHEMA, _to_form, _from_form,
+                   spellings=(Spelling(framework, "fault", _run, _UNSUPPORTED),),
+                   grad=Spelling(framework, "2 * x", _grad, _UNSUPPORTED))
+
+
 class Fault(Op):
     name = "fault"
     summary = "test only: y = 2x, or a chosen misbehaviour"
     params_schema = _SCHEMA
-    native_schemas = {"torch": _SCHEMA, "tensorflow": _SCHEMA, "mindspore": _SCHEMA}
-    spellings = {
-        fw: (Spelling(fw, "fault", _run, (r"not supported on this device",)),)
-        for fw in ("torch", "tensorflow", "mindspore")
-    }
-
-    grad_spellings = {fw: Spelling(fw, "2 * x", _grad, (r"not supported on this device",))
-                      for fw in ("torch", "tensorflow", "mindspore")}
+    backends = {fw: _backend(fw) for fw in frameworks.NAMES}  # every framework parity runs
     differentiable = ("x",)
-
-    def form_from_native(self, framework, native, shapes=None, spelling=None, dtype=None):
-        return FaultForm(scale=2.0)
-
-    def reference_vjp(self, inputs, form, upstream):
-        grad = form.scale * np.asarray(upstream, np.float64)
-        return {"grad_x": grad}, {"grad_x": np.abs(grad)}
-
-    def native_from_form(self, framework, form, shapes=None):
-        return {}
 
     def native_for(self, framework, params, shapes=None, dtype=None):
         return self.with_defaults(_SCHEMA, params)
 
-    def reference(self, inputs, form):
-        return {"y": np.asarray(inputs["x"], np.float64) * form.scale}
+    def reference_and_bound(self, inputs, form, dtype):
+        return {"y": np.asarray(inputs["x"], np.float64) * form.scale}, {}
+
+    def reference_vjp(self, inputs, form, upstream):
+        grad = form.scale * np.asarray(upstream, np.float64)
+        return {"grad_x": grad}, {"grad_x": np.abs(grad)}

@@ -4,25 +4,33 @@ An operator file (``parity/ops/<family>.py``) holds, for one family:
 
 * the *canonical form*: a small frozen dataclass (``Form``) whose fields describe
   the computation unambiguously (e.g. LRN's window and alpha per squared element);
-* how each framework's native parameters map to that form and back
-  (``form_from_native`` / ``native_from_form``), raising ``NoExactMapping`` when a
-  framework cannot express a form exactly;
-* the float64 NumPy reference of the form;
-* the framework spellings (``Spelling``): the calls that run the op in torch,
-  tensorflow or mindspore, written against the small adapter API of
-  ``parity/frameworks/<name>.py`` (``fw.lib``, ``fw.tensor``, ``fw.numpy``,
-  ``fw.scope``).
+* the float64 NumPy reference of the form and its rounding bound
+  (``reference_and_bound``, the one reference hook: ``reference`` and
+  ``rounding_bound`` are derived from it);
+* one ``Backend`` per framework, in the op's ``backends`` table: the JSON schema of the
+  framework's native parameters, how they map to the form and back (``to_form`` /
+  ``from_form``, raising ``NoExactMapping`` when a framework cannot express a form
+  exactly), the spellings (``Spelling``) that run the op, written against the small
+  adapter API of ``parity/frameworks/<name>.py`` (``fw.lib``, ``fw.tensor``,
+  ``fw.numpy``, ``fw.scope``), and the call gradients are taken through. Each op file
+  has one section per framework with the same function names in each
+  (``_torch_to_form``, ``_tensorflow_to_form``, ``_mindspore_to_form``, ...), so
+  backends read side by side; a convention kept as data only (LRN's ``onnx``) has a
+  schema and a ``to_form`` and no spellings. Adding a framework to an op is adding
+  one entry to its table;
+* optionally a hypothesis strategy (``fuzz``) for ``parity fuzz``.
 
-Nothing here imports a deep-learning framework: the parent process imports ops
-to plan runs and compute references; only workers execute spellings.
+Nothing here imports a deep-learning framework (or hypothesis): the parent process
+imports ops to plan runs and compute references; only workers execute spellings.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -33,6 +41,18 @@ class NoExactMapping(Exception):
 
 class Unsupported(Exception):
     """A spelling cannot run here (op, dtype, rank or device missing in the framework)."""
+
+
+class UnknownFramework(KeyError):
+    """An op was asked about a framework it has no backend for (or about a part that a
+    data-only convention lacks: spellings, native parameters for a form)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:  # KeyError's would quote the message
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,86 @@ class Spelling:
     name: str
     run: Callable[..., dict]
     unsupported: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One framework's part of an op (one entry of ``Op.backends``).
+
+    ``schema``: JSON schema of the case's ``native: {framework: ...}``.
+    ``to_form(p, shapes, spelling, dtype) -> Form``: the canonical form of native params
+    ``p`` (schema defaults filled in); ``spelling`` matters where two spellings take the
+    same parameters but compute different things, ``dtype`` where a default depends on it.
+    ``from_form(form, shapes) -> dict``: native params computing exactly ``form``, raising
+    NoExactMapping with the reason when none exist; None where it cannot be asked.
+    ``spellings``: the calls that run it, in the order tried; empty for a convention kept
+    as data only (it is then not one of ``Op.frameworks()``).
+    ``grad``: the call gradients are taken through (see ``Op.grad_spellings``), or None.
+    """
+
+    schema: dict
+    to_form: Callable[..., Form]
+    from_form: Callable[..., dict] | None = None
+    spellings: tuple[Spelling, ...] = ()
+    grad: Spelling | None = None
+
+
+class FrameworkTable(Mapping):
+    """A read-only mapping framework -> value whose misses raise UnknownFramework, saying
+    which frameworks the op has."""
+
+    def __init__(self, op: str, items: dict, backends: Mapping | None = None, what: str = ""):
+        self._op, self._items, self._what = op, dict(items), what
+        self._backends = self._items if backends is None else backends
+
+    def __getitem__(self, framework):
+        try:
+            return self._items[framework]
+        except KeyError:
+            raise UnknownFramework(self._missing(framework)) from None
+
+    def _missing(self, framework) -> str:
+        if framework in self._backends and self._what:
+            data_only = not self._backends[framework].spellings
+            return (f"{self._op}'s {framework} backend has no {self._what}"
+                    + (" (a convention kept as data only)" if data_only else ""))
+        return _unknown_framework(self._op, framework, self._backends)
+
+    def __contains__(self, framework) -> bool:
+        return framework in self._items
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._op}: {self._items!r})"
+
+
+def _unknown_framework(op: str, framework, backends) -> str:
+    return f"{op} has no {framework} backend; it has: {', '.join(backends)}"
+
+
+class _FromBackends:
+    """A read-only attribute of an op derived from its ``backends``: framework -> pick(backend),
+    for the backends where pick gives something."""
+
+    def __init__(self, pick: Callable[[Backend], Any], what: str):
+        self.pick, self.what = pick, what
+
+    def __set_name__(self, owner, name):
+        self.attr = name
+
+    def __get__(self, obj, owner=None):
+        cls = owner if obj is None else type(obj)
+        backends = cls.backends
+        items = {fw: v for fw, b in backends.items() if (v := self.pick(b)) is not None}
+        return FrameworkTable(getattr(cls, "name", cls.__name__), items, backends, self.what)
+
+    def __set__(self, obj, value):
+        raise AttributeError(f"{self.attr} is derived from the op's backends table; change backends instead")
 
 
 def tidy(value: float) -> float:
@@ -117,20 +217,29 @@ class Op:
     params_framework: ClassVar[str] = "torch"
     #: JSON schema of ``params:`` (defaults filled in by ``with_defaults``)
     params_schema: ClassVar[dict]
-    #: JSON schema of ``native: {framework: ...}`` per framework
-    native_schemas: ClassVar[dict[str, dict]]
-    spellings: ClassVar[dict[str, tuple[Spelling, ...]]]
+    #: framework -> its Backend: the op's whole per-framework part, in the order frameworks
+    #: run and report (a plain dict in the class body; Op wraps it in a FrameworkTable)
+    backends: ClassVar[Mapping[str, Backend]]
+    #: JSON schema of ``native: {framework: ...}`` per framework (data-only conventions too)
+    native_schemas = _FromBackends(lambda b: b.schema, "schema")
+    #: framework -> the spellings that run the op (frameworks with at least one)
+    spellings = _FromBackends(lambda b: b.spellings or None, "spellings")
     #: inputs a gradient is taken with respect to (when the case gives them)
     differentiable: ClassVar[tuple[str, ...]] = ("x", "weight", "bias")
     #: framework -> the call gradients are taken through: a Spelling whose ``run(fw, tensors,
     #: native)`` takes framework tensors (canonical layout) and returns (y, sources): the first
     #: output as a differentiable framework tensor, and where the gradient of an input lives
     #: when it is not the tensor given (a keras layer's variable), else None
-    grad_spellings: ClassVar[dict[str, Spelling]] = {}
+    grad_spellings = _FromBackends(lambda b: b.grad, "gradient spelling")
     #: other conventions worth knowing (e.g. ONNX), as data: name -> description
     conventions: ClassVar[dict[str, str]] = {}
     #: default tolerance, in machine epsilons of the run dtype (compare.default_tolerance)
     tolerance_ulps: ClassVar[int] = 16
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if hasattr(cls, "backends"):  # a table whose misses raise UnknownFramework, naming the op's
+            cls.backends = FrameworkTable(getattr(cls, "name", cls.__name__), dict(cls.backends))
 
     # --- parameters -------------------------------------------------------
     @staticmethod
@@ -147,15 +256,26 @@ class Op:
         return self.form_from_native(self.params_framework, self.with_defaults(self.params_schema, params),
                                      shapes, dtype=dtype)
 
+    def backend(self, framework: str) -> Backend:
+        """The framework's entry of the table; UnknownFramework when the op has none."""
+        return self.backends[framework]
+
     def form_from_native(self, framework: str, native: dict, shapes: dict | None = None,
                          spelling: str | None = None, dtype: str = "float32") -> Form:
         """Canonical form of a framework's call. ``spelling`` matters where two spellings
         of one framework take the same parameters but compute different things; ``dtype``
         where a default depends on it (torch RMSNorm's eps=None)."""
-        raise NotImplementedError
+        b = self.backend(framework)
+        return b.to_form(self.with_defaults(b.schema, native), shapes, spelling, dtype)
 
     def native_from_form(self, framework: str, form: Form, shapes: dict | None = None) -> dict:
-        raise NotImplementedError
+        """The framework's native params computing exactly ``form``; NoExactMapping (with the
+        reason) when none exist."""
+        b = self.backend(framework)
+        if b.from_form is None:
+            raise UnknownFramework(f"{self.name}'s {framework} backend gives no native parameters for a form"
+                                   + (" (a convention kept as data only)" if not b.spellings else ""))
+        return b.from_form(form, shapes)
 
     def native_for(self, framework: str, params: dict, shapes: dict | None = None, dtype: str = "float32") -> dict:
         """Native parameters computing exactly the case's canonical params.
@@ -192,23 +312,32 @@ class Op:
         return dtype
 
     # --- the reference ----------------------------------------------------
-    def reference(self, inputs: dict[str, np.ndarray], form: Form) -> dict[str, np.ndarray]:
-        """Exact float64 outputs of ``form`` on ``inputs`` (already float64)."""
+    def reference_and_bound(self, inputs: dict[str, np.ndarray], form: Form,
+                            dtype: str | None) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The op's reference hook: the exact float64 outputs of ``form`` on ``inputs`` (as
+        given, any float dtype) and, with ``dtype``, per output element the bound on the error
+        rounding in ``dtype`` can cause (see _norm.py); with ``dtype`` None, or where the op
+        has no derived bound, the bounds are {}."""
         raise NotImplementedError
 
-    def reference_and_bound(self, inputs: dict[str, np.ndarray], form: Form, dtype: str) -> tuple[dict, dict]:
-        """The reference outputs and their rounding bounds, from the inputs as given (any
-        float dtype). Ops with big inputs override this to share work and use threads."""
-        x64 = {k: np.asarray(v, dtype=np.float64) for k, v in inputs.items()}
-        return self.reference(x64, form), self.rounding_bound(x64, form, dtype) or {}
+    def reference(self, inputs: dict[str, np.ndarray], form: Form) -> dict[str, np.ndarray]:
+        """Exact float64 outputs of ``form`` on ``inputs``."""
+        return self.reference_and_bound(inputs, form, None)[0]
 
     def rounding_bound(self, inputs: dict[str, np.ndarray], form: Form, dtype: str) -> dict[str, np.ndarray] | None:
-        """Per-element bound on the error rounding in ``dtype`` can cause (see _norm.py), or
-        None where the op has no derived bound."""
-        return None
+        """Per-element bound on the error rounding in ``dtype`` can cause, or None where the op
+        has no derived bound."""
+        return self.reference_and_bound(inputs, form, dtype)[1] or None
+
+    # --- fuzzing ----------------------------------------------------------
+    #: ``fuzz(draw) -> (shape of x, params, optional inputs to give)``: one example for
+    #: ``parity fuzz``, drawn with hypothesis's ``draw`` (import hypothesis inside, through
+    #: ``strategies()``); None: the op has no strategy (see ``parity.ops.fuzzable``)
+    fuzz: ClassVar[Callable[..., tuple[tuple[int, ...], dict, tuple[str, ...]]] | None] = None
 
     # --- helpers ----------------------------------------------------------
     def frameworks(self) -> tuple[str, ...]:
+        """The frameworks that run the op (data-only conventions left out), in table order."""
         return tuple(self.spellings)
 
     def spelling(self, framework: str, name: str) -> Spelling:
@@ -217,3 +346,10 @@ class Op:
                 return s
         raise KeyError(name)
 
+
+def strategies():
+    """``hypothesis.strategies``, imported when a strategy is drawn: importing an op never
+    imports hypothesis."""
+    from hypothesis import strategies as st
+
+    return st

@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.ops._norm import (UNIT_ROUNDOFF, affine_bound, affine_flag, applied, channel_perm, channel_shape,
-                              channels_first, channels_last, eps, flag, keras_dtype, keras_variables, per_channel,
-                              show_bool, standardize, standardize_vjp, sum_to, vector_shape_problems)
-from parity.ops.base import Form, NoExactMapping, Op, Spelling, tidy
+from parity.ops._norm import (FUZZ_EPS, UNIT_ROUNDOFF, affine_bound, affine_flag, applied, channel_perm, channel_shape,
+                              channels_first, channels_last, eps, flag, fuzz_spatial, keras_dtype, keras_variables,
+                              per_channel, show_bool, standardize, standardize_vjp, sum_to, vector_shape_problems)
+from parity.ops.base import Backend, Form, NoExactMapping, Op, Spelling, strategies, tidy
 
 UNBIASED, BIASED = "unbiased batch variance", "biased batch variance"
 
@@ -139,15 +139,7 @@ def batch_norm_vjp(inputs, form: BatchNormForm, upstream) -> dict:
     return out, mag
 
 
-def batch_norm_reference(inputs, form: BatchNormForm) -> dict:
-    return batch_norm_outputs(inputs, form)[0]
-
-
-def batch_norm_bound(inputs, form: BatchNormForm, dtype: str) -> dict:
-    return batch_norm_outputs(inputs, form, dtype)[1]
-
-
-# --- spellings ----------------------------------------------------------------------
+# --- helpers the spellings share --------------------------------------------------------
 
 def _stats(inputs, x, dtype):
     c = x.shape[1]
@@ -156,6 +148,48 @@ def _stats(inputs, x, dtype):
 
 def _param_dtype(x):
     return np.float64 if x.dtype == np.float64 else np.float32
+
+
+def _stat_tensors(fw, ts, x):
+    """For the gradient spellings: copies of the running statistics (a gradient never updates
+    the case's)."""
+    c = x.shape[1]
+    dt = np.float64 if x.dtype == fw.lib.float64 else np.float32
+    return (fw.tensor(np.asarray(fw.numpy(ts["running_mean"]), dt) if "running_mean" in ts else np.zeros(c, dt)),
+            fw.tensor(np.asarray(fw.numpy(ts["running_var"]), dt) if "running_var" in ts else np.ones(c, dt)))
+
+
+def _momentum(form: BatchNormForm) -> float:
+    """The form's weight of the new statistic (any value where the form updates nothing)."""
+    return form.momentum if form.training else 0.1
+
+
+def _unbiased_only(framework: str, form: BatchNormForm) -> None:
+    if form.training and form.running_var != UNBIASED:
+        raise NoExactMapping(f"{framework} updates running_var with the unbiased batch variance")
+
+
+_MOMENTUM = {"type": "number", "minimum": 0, "maximum": 1, "x-expected": "a number in [0, 1]"}
+
+
+# --- torch: nn.BatchNormNd(C, eps=1e-5, momentum=0.1, affine=True), F.batch_norm ---------------
+# momentum = weight of the new value, unbiased update; modules start in training mode
+
+_TORCH_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"training": flag(True), "momentum": {**_MOMENTUM, "default": 0.1}, "eps": eps(1e-5),
+                   "affine": flag(True)},
+}
+
+
+def _torch_to_form(p, shapes, spelling, dtype) -> BatchNormForm:
+    return make_form(p["training"], p["eps"], *applied(shapes, p["affine"], p["affine"]), p["momentum"], True)
+
+
+def _torch_from_form(form: BatchNormForm, shapes) -> dict:
+    _unbiased_only("torch", form)
+    return {"training": form.training, "momentum": _momentum(form), "eps": form.eps,
+            "affine": affine_flag("torch", form, shapes)}
 
 
 def _torch_module(fw, inputs, p):
@@ -186,11 +220,120 @@ def _torch_functional(fw, inputs, p):
         return {"y": fw.numpy(y), "running_mean": fw.numpy(rm), "running_var": fw.numpy(rv)}
 
 
-def _ms_training(p) -> bool:
+def _torch_grad(fw, ts, p):
+    x = ts["x"]
+    rm, rv = _stat_tensors(fw, ts, x)
+    # weight and bias in the statistics' dtype, as nn.BatchNormNd holds them (half-precision
+    # inputs: float32); torch's backward refuses a half weight beside float32 statistics
+    w, b = ((ts[k].to(rm.dtype) if p["affine"] and k in ts else None) for k in ("weight", "bias"))
+    return fw.lib.nn.functional.batch_norm(x, rm, rv, w, b, training=p["training"], momentum=p["momentum"],
+                                           eps=p["eps"]), None
+
+
+# --- tensorflow: keras.layers.BatchNormalization(momentum=0.99, epsilon=1e-3), ---------------
+# raw_ops.FusedBatchNormV3 (keras's parameter names): momentum = weight of the old value;
+# keras's update is BIASED, the fused op's unbiased; called with training=False by default
+
+_KERAS = "keras.layers.BatchNormalization"
+_FUSED = "raw_ops.FusedBatchNormV3"
+
+_TENSORFLOW_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"training": flag(False), "momentum": {**_MOMENTUM, "default": 0.99},
+                   "epsilon": eps(1e-3), "center": flag(True), "scale": flag(True)},
+}
+
+
+def _tensorflow_to_form(p, shapes, spelling, dtype) -> BatchNormForm:
+    return make_form(p["training"], p["epsilon"], *applied(shapes, p["scale"], p["center"]),
+                     1.0 - p["momentum"], spelling == _FUSED)
+
+
+def _tensorflow_from_form(form: BatchNormForm, shapes) -> dict:
+    return {"training": form.training, "momentum": tidy(1.0 - _momentum(form)), "epsilon": form.eps,
+            "center": form.shift, "scale": form.scale}
+
+
+def _tensorflow_keras(fw, inputs, p):
+    x = inputs["x"]
+    with fw.scope():
+        layer = fw.keras.layers.BatchNormalization(axis=-1, momentum=p["momentum"], epsilon=p["epsilon"],
+                                                   center=p["center"], scale=p["scale"], dtype=keras_dtype(x))
+        xt = fw.tensor(channels_last(x))
+        layer.build(xt.shape)
+        if p["scale"] and "weight" in inputs:
+            fw.assign(layer.gamma, inputs["weight"])
+        if p["center"] and "bias" in inputs:
+            fw.assign(layer.beta, inputs["bias"])
+        rm, rv = _stats(inputs, x, x.dtype)
+        fw.assign(layer.moving_mean, rm)
+        fw.assign(layer.moving_variance, rv)
+        y = layer(xt, training=p["training"])
+        return {"y": channels_first(fw.numpy(y)), "running_mean": fw.numpy(layer.moving_mean),
+                "running_var": fw.numpy(layer.moving_variance)}
+
+
+def _tensorflow_fused(fw, inputs, p):
+    x = inputs["x"]
+    c = x.shape[1]
+    tf = fw.lib
+    # channels last, every non-channel dim folded into (N, 1, positions, C): the same
+    # statistics, in the layout FusedBatchNormV3 takes on CPU for any input rank
+    flat = np.ascontiguousarray(channels_last(x)).reshape(x.shape[0], 1, -1, c)
+    rm, rv = _stats(inputs, x, np.float32)
+    w = per_channel(inputs, "weight", c, 1.0, np.float32) if p["scale"] else np.ones(c, np.float32)
+    b = per_channel(inputs, "bias", c, 0.0, np.float32) if p["center"] else np.zeros(c, np.float32)
+    with fw.scope():
+        out = tf.raw_ops.FusedBatchNormV3(x=fw.tensor(flat), scale=w, offset=b, mean=rm, variance=rv,
+                                          epsilon=p["epsilon"], exponential_avg_factor=1.0 - p["momentum"],
+                                          data_format="NHWC", is_training=p["training"])
+        y = fw.numpy(out.y).reshape(channels_last(x).shape)
+        return {"y": channels_first(y), "running_mean": fw.numpy(out.batch_mean),
+                "running_var": fw.numpy(out.batch_variance)}
+
+
+def _tensorflow_grad(fw, ts, p):
+    tf = fw.lib
+    x = ts["x"]
+    last, first = channel_perm(len(x.shape))
+    layer = fw.keras.layers.BatchNormalization(axis=-1, momentum=p["momentum"], epsilon=p["epsilon"],
+                                               center=p["center"], scale=p["scale"], dtype=x.dtype.name)
+    xt = tf.transpose(x, last)
+    layer.build(xt.shape)
+    sources = keras_variables(fw, ts, [("weight", layer.gamma, p["scale"]), ("bias", layer.beta, p["center"])])
+    keras_variables(fw, ts, [("running_mean", layer.moving_mean, True), ("running_var", layer.moving_variance, True)])
+    return tf.transpose(layer(xt, training=p["training"]), first), sources
+
+
+# --- mindspore: nn.BatchNormNd(C, eps=1e-5, momentum=0.9, affine=True), ops.batch_norm ----------
+# momentum = weight of the OLD value (ops.batch_norm: of the new; the adapter converts),
+# unbiased update; cells start in inference mode, use_batch_statistics overrides
+
+_MINDSPORE_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"training": flag(False), "momentum": {**_MOMENTUM, "default": 0.9},
+                   "eps": eps(1e-5), "affine": flag(True),
+                   "use_batch_statistics": {"type": ["boolean", "null"], "default": None}},
+}
+_MINDSPORE_RANK = (r"rank of images must be in",)
+
+
+def _mindspore_training(p) -> bool:
     return p["training"] if p["use_batch_statistics"] is None else p["use_batch_statistics"]
 
 
-def _ms_module(fw, inputs, p):
+def _mindspore_to_form(p, shapes, spelling, dtype) -> BatchNormForm:
+    return make_form(_mindspore_training(p), p["eps"], *applied(shapes, p["affine"], p["affine"]),
+                     1.0 - p["momentum"], True)
+
+
+def _mindspore_from_form(form: BatchNormForm, shapes) -> dict:
+    _unbiased_only("mindspore", form)
+    return {"training": form.training, "momentum": tidy(1.0 - _momentum(form)), "eps": form.eps,
+            "affine": affine_flag("mindspore", form, shapes), "use_batch_statistics": None}
+
+
+def _mindspore_module(fw, inputs, p):
     x = inputs["x"]
     cls = getattr(fw.lib.nn, f"BatchNorm{max(x.ndim - 2, 1)}d")
     m = cls(x.shape[1], eps=p["eps"], momentum=p["momentum"], affine=p["affine"],
@@ -210,7 +353,7 @@ def _ms_module(fw, inputs, p):
                 "running_var": fw.numpy(cell.moving_variance)}
 
 
-def _ms_functional(fw, inputs, p):
+def _mindspore_functional(fw, inputs, p):
     x = inputs["x"]
     ms = fw.lib
     rm, rv = _stats(inputs, x, np.float32)
@@ -220,51 +363,22 @@ def _ms_functional(fw, inputs, p):
     w = per_channel(inputs, "weight", c, 1.0, np.float32) if p["affine"] else np.ones(c, np.float32)
     b = per_channel(inputs, "bias", c, 0.0, np.float32) if p["affine"] else np.zeros(c, np.float32)
     with fw.scope():
-        y = ms.ops.batch_norm(fw.tensor(x), rm_p, rv_p, fw.tensor(w), fw.tensor(b), training=_ms_training(p),
+        y = ms.ops.batch_norm(fw.tensor(x), rm_p, rv_p, fw.tensor(w), fw.tensor(b), training=_mindspore_training(p),
                               momentum=1.0 - p["momentum"], eps=p["eps"])
         return {"y": fw.numpy(y), "running_mean": fw.numpy(rm_p), "running_var": fw.numpy(rv_p)}
 
 
-def _keras(fw, inputs, p):
-    x = inputs["x"]
-    with fw.scope():
-        layer = fw.keras.layers.BatchNormalization(axis=-1, momentum=p["momentum"], epsilon=p["epsilon"],
-                                                   center=p["center"], scale=p["scale"], dtype=keras_dtype(x))
-        xt = fw.tensor(channels_last(x))
-        layer.build(xt.shape)
-        if p["scale"] and "weight" in inputs:
-            fw.assign(layer.gamma, inputs["weight"])
-        if p["center"] and "bias" in inputs:
-            fw.assign(layer.beta, inputs["bias"])
-        rm, rv = _stats(inputs, x, x.dtype)
-        fw.assign(layer.moving_mean, rm)
-        fw.assign(layer.moving_variance, rv)
-        y = layer(xt, training=p["training"])
-        return {"y": channels_first(fw.numpy(y)), "running_mean": fw.numpy(layer.moving_mean),
-                "running_var": fw.numpy(layer.moving_variance)}
-
-
-def _fused(fw, inputs, p):
-    x = inputs["x"]
+def _mindspore_grad(fw, ts, p):
+    ms = fw.lib
+    x = ts["x"]
     c = x.shape[1]
-    tf = fw.lib
-    # channels last, every non-channel dim folded into (N, 1, positions, C): the same
-    # statistics, in the layout FusedBatchNormV3 takes on CPU for any input rank
-    flat = np.ascontiguousarray(channels_last(x)).reshape(x.shape[0], 1, -1, c)
-    rm, rv = _stats(inputs, x, np.float32)
-    w = per_channel(inputs, "weight", c, 1.0, np.float32) if p["scale"] else np.ones(c, np.float32)
-    b = per_channel(inputs, "bias", c, 0.0, np.float32) if p["center"] else np.zeros(c, np.float32)
-    with fw.scope():
-        out = tf.raw_ops.FusedBatchNormV3(x=fw.tensor(flat), scale=w, offset=b, mean=rm, variance=rv,
-                                          epsilon=p["epsilon"], exponential_avg_factor=1.0 - p["momentum"],
-                                          data_format="NHWC", is_training=p["training"])
-        y = fw.numpy(out.y).reshape(channels_last(x).shape)
-        return {"y": channels_first(y), "running_mean": fw.numpy(out.batch_mean),
-                "running_var": fw.numpy(out.batch_variance)}
-
-
-_KERAS = "keras.layers.BatchNormalization"
-_FUSED = "raw_ops.FusedBatchNormV3"
+    rm, rv = (ms.Parameter(t, name=n, requires_grad=False)
+              for t, n in zip(_stat_tensors(fw, ts, x), ("running_mean", "running_var")))
+    dt = rm.dtype  # scale and offset in the statistics' dtype: the primitive takes one dtype for all four
+    w = ts["weight"].astype(dt) if p["affine"] and "weight" in ts else ms.ops.ones(c, dt)
+    b = ts["bias"].astype(dt) if p["affine"] and "bias" in ts else ms.ops.zeros(c, dt)
+    return ms.ops.batch_norm(x, rm, rv, w, b, training=_mindspore_training(p), momentum=1.0 - p["momentum"],
+                             eps=p["eps"]), None
 
 
 class BatchNorm(Op):
@@ -272,46 +386,24 @@ class BatchNorm(Op):
     summary = "Batch normalization (training or inference): y and the updated running statistics"
     optional_inputs = ("weight", "bias", "running_mean", "running_var")
     outputs = ("y", "running_mean", "running_var")
-    _momentum = {"type": "number", "minimum": 0, "maximum": 1, "x-expected": "a number in [0, 1]"}
-    params_schema = {
-        "type": "object", "additionalProperties": False,
-        "properties": {"training": flag(True), "momentum": {**_momentum, "default": 0.1}, "eps": eps(1e-5),
-                       "affine": flag(True)},
+    params_schema = _TORCH_SCHEMA
+    backends = {
+        "torch": Backend(
+            _TORCH_SCHEMA, _torch_to_form, _torch_from_form,
+            spellings=(Spelling("torch", "nn.BatchNormNd", _torch_module),
+                       Spelling("torch", "F.batch_norm", _torch_functional)),
+            grad=Spelling("torch", "F.batch_norm", _torch_grad)),
+        "tensorflow": Backend(
+            _TENSORFLOW_SCHEMA, _tensorflow_to_form, _tensorflow_from_form,
+            spellings=(Spelling("tensorflow", _KERAS, _tensorflow_keras),
+                       Spelling("tensorflow", _FUSED, _tensorflow_fused)),
+            grad=Spelling("tensorflow", _KERAS, _tensorflow_grad)),
+        "mindspore": Backend(
+            _MINDSPORE_SCHEMA, _mindspore_to_form, _mindspore_from_form,
+            spellings=(Spelling("mindspore", "nn.BatchNormNd", _mindspore_module),
+                       Spelling("mindspore", "ops.batch_norm", _mindspore_functional, _MINDSPORE_RANK)),
+            grad=Spelling("mindspore", "ops.batch_norm", _mindspore_grad, _MINDSPORE_RANK)),
     }
-    native_schemas = {
-        "torch": params_schema,
-        "mindspore": {"type": "object", "additionalProperties": False,
-                      "properties": {"training": flag(False), "momentum": {**_momentum, "default": 0.9},
-                                     "eps": eps(1e-5), "affine": flag(True),
-                                     "use_batch_statistics": {"type": ["boolean", "null"], "default": None}}},
-        "tensorflow": {"type": "object", "additionalProperties": False,
-                       "properties": {"training": flag(False), "momentum": {**_momentum, "default": 0.99},
-                                      "epsilon": eps(1e-3), "center": flag(True), "scale": flag(True)}},
-    }
-
-    def form_from_native(self, framework, native, shapes=None, spelling=None, dtype=None):
-        p = self.with_defaults(self.native_schemas[framework], native)
-        if framework == "torch":
-            return make_form(p["training"], p["eps"], *applied(shapes, p["affine"], p["affine"]), p["momentum"], True)
-        if framework == "mindspore":
-            return make_form(_ms_training(p), p["eps"], *applied(shapes, p["affine"], p["affine"]),
-                             1.0 - p["momentum"], True)
-        return make_form(p["training"], p["epsilon"], *applied(shapes, p["scale"], p["center"]),
-                         1.0 - p["momentum"], spelling == _FUSED)
-
-    def native_from_form(self, framework, form, shapes=None):
-        momentum = form.momentum if form.training else 0.1
-        if form.training and form.running_var != UNBIASED and framework in ("torch", "mindspore"):
-            raise NoExactMapping(f"{framework} updates running_var with the unbiased batch variance")
-        if framework == "torch":
-            return {"training": form.training, "momentum": momentum, "eps": form.eps,
-                    "affine": affine_flag(framework, form, shapes)}
-        old = tidy(1.0 - momentum)
-        if framework == "mindspore":
-            return {"training": form.training, "momentum": old, "eps": form.eps,
-                    "affine": affine_flag(framework, form, shapes), "use_batch_statistics": None}
-        return {"training": form.training, "momentum": old, "epsilon": form.eps, "center": form.shift,
-                "scale": form.scale}
 
     def check_shapes(self, shapes, params):
         x = shapes.get("x")
@@ -321,12 +413,6 @@ class BatchNorm(Op):
             return [(("inputs", "x", "shape"), f"batch_norm needs (N, C), (N, C, L), (N, C, H, W) or "
                                                f"(N, C, D, H, W), got shape {list(x)}")]
         return vector_shape_problems(shapes, self.optional_inputs, (x[1],), "one value per channel")
-
-    def reference(self, inputs, form):
-        return batch_norm_reference(inputs, form)
-
-    def rounding_bound(self, inputs, form, dtype):
-        return batch_norm_bound(inputs, form, dtype)
 
     def reference_and_bound(self, inputs, form, dtype):
         return batch_norm_outputs(inputs, form, dtype)
@@ -340,63 +426,10 @@ class BatchNorm(Op):
             return dtype
         return "float64" if dtype == "float64" else "float32"
 
-    spellings = {
-        "torch": (Spelling("torch", "nn.BatchNormNd", _torch_module),
-                  Spelling("torch", "F.batch_norm", _torch_functional)),
-        "tensorflow": (Spelling("tensorflow", _KERAS, _keras), Spelling("tensorflow", _FUSED, _fused)),
-        "mindspore": (Spelling("mindspore", "nn.BatchNormNd", _ms_module),
-                      Spelling("mindspore", "ops.batch_norm", _ms_functional, (r"rank of images must be in",))),
-    }
-
-
-# --- gradients: differentiable calls on framework tensors (the running statistics are
-# copies: a gradient never updates the case's) --------------------------------------------
-
-def _stat_tensors(fw, ts, x):
-    c = x.shape[1]
-    dt = np.float64 if x.dtype == fw.lib.float64 else np.float32
-    return (fw.tensor(np.asarray(fw.numpy(ts["running_mean"]), dt) if "running_mean" in ts else np.zeros(c, dt)),
-            fw.tensor(np.asarray(fw.numpy(ts["running_var"]), dt) if "running_var" in ts else np.ones(c, dt)))
-
-
-def _torch_grad(fw, ts, p):
-    x = ts["x"]
-    rm, rv = _stat_tensors(fw, ts, x)
-    # weight and bias in the statistics' dtype, as nn.BatchNormNd holds them (half-precision
-    # inputs: float32); torch's backward refuses a half weight beside float32 statistics
-    w, b = ((ts[k].to(rm.dtype) if p["affine"] and k in ts else None) for k in ("weight", "bias"))
-    return fw.lib.nn.functional.batch_norm(x, rm, rv, w, b, training=p["training"], momentum=p["momentum"],
-                                           eps=p["eps"]), None
-
-
-def _keras_grad(fw, ts, p):
-    tf = fw.lib
-    x = ts["x"]
-    last, first = channel_perm(len(x.shape))
-    layer = fw.keras.layers.BatchNormalization(axis=-1, momentum=p["momentum"], epsilon=p["epsilon"],
-                                               center=p["center"], scale=p["scale"], dtype=x.dtype.name)
-    xt = tf.transpose(x, last)
-    layer.build(xt.shape)
-    sources = keras_variables(fw, ts, [("weight", layer.gamma, p["scale"]), ("bias", layer.beta, p["center"])])
-    keras_variables(fw, ts, [("running_mean", layer.moving_mean, True), ("running_var", layer.moving_variance, True)])
-    return tf.transpose(layer(xt, training=p["training"]), first), sources
-
-
-def _ms_grad(fw, ts, p):
-    ms = fw.lib
-    x = ts["x"]
-    c = x.shape[1]
-    rm, rv = (ms.Parameter(t, name=n, requires_grad=False)
-              for t, n in zip(_stat_tensors(fw, ts, x), ("running_mean", "running_var")))
-    dt = rm.dtype  # scale and offset in the statistics' dtype: the primitive takes one dtype for all four
-    w = ts["weight"].astype(dt) if p["affine"] and "weight" in ts else ms.ops.ones(c, dt)
-    b = ts["bias"].astype(dt) if p["affine"] and "bias" in ts else ms.ops.zeros(c, dt)
-    return ms.ops.batch_norm(x, rm, rv, w, b, training=_ms_training(p), momentum=1.0 - p["momentum"],
-                             eps=p["eps"]), None
-
-
-BatchNorm.grad_spellings = {
-    "torch": Spelling("torch", "F.batch_norm", _torch_grad),
-    "tensorflow": Spelling("tensorflow", _KERAS, _keras_grad),
-    "mindspore": Spelling("mindspore", "ops.batch_norm", _ms_grad, (r"rank of images must be in",)),
-}
+    def fuzz(self, draw):
+        st = strategies()
+        shape = fuzz_spatial(draw, 2, 5, n_min=2)  # training needs more than one value per channel
+        training = draw(st.booleans())
+        params = {"training": training, "momentum": draw(st.sampled_from([0.1, 0.01, 0.5])),
+                  "eps": draw(st.sampled_from(FUZZ_EPS)), "affine": True}
+        return tuple(shape), params, ("weight", "bias") + (() if training else ("running_mean", "running_var"))

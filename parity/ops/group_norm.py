@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from parity.ops._norm import (UNIT_ROUNDOFF, affine_flag, applied, channel_perm, channels_first, channels_last, eps,
-                              flag, keras_dtype, keras_variables, show_bool, standardize, standardize_vjp, sum_to,
-                              vector_shape_problems)
-from parity.ops.base import Form, Op, Spelling, tidy
+                              flag, FUZZ_EPS, fuzz_spatial, keras_dtype, keras_variables, show_bool, standardize,
+                              standardize_vjp, sum_to, vector_shape_problems)
+from parity.ops.base import Backend, Form, Op, Spelling, strategies, tidy
 
 
 @dataclass(frozen=True)
@@ -67,27 +67,11 @@ def group_norm_vjp(inputs, form: GroupNormForm, upstream) -> dict:
     return out, mag
 
 
-def group_norm_reference(inputs, form: GroupNormForm) -> np.ndarray:
-    return group_norm_outputs(inputs, form)[0]["y"]
-
-
-def group_norm_bound(inputs, form: GroupNormForm, dtype: str) -> dict:
-    return group_norm_outputs(inputs, form, dtype)[1]
-
-
 def channels(shapes) -> int:
     return int(shapes["x"][1])
 
 
-# --- spellings ----------------------------------------------------------------------
-
-def ms_affine(fw, cell, inputs, affine: bool):
-    """Set a mindspore cell's gamma/beta to the case's weight/bias (when it applies them)."""
-    if affine and "weight" in inputs:
-        fw.assign(cell.gamma, inputs["weight"])
-    if affine and "bias" in inputs:
-        fw.assign(cell.beta, inputs["bias"])
-
+# --- helpers the spellings share (instance_norm.py uses them too) -------------------------
 
 def torch_affine(fw, module, inputs):
     if getattr(module, "weight", None) is not None and "weight" in inputs:
@@ -96,11 +80,52 @@ def torch_affine(fw, module, inputs):
         fw.assign(module.bias, inputs["bias"])
 
 
+def mindspore_affine(fw, cell, inputs, affine: bool):
+    """Set a mindspore cell's gamma/beta to the case's weight/bias (when it applies them)."""
+    if affine and "weight" in inputs:
+        fw.assign(cell.gamma, inputs["weight"])
+    if affine and "bias" in inputs:
+        fw.assign(cell.beta, inputs["bias"])
+
+
 def optional_tensor(fw, inputs, name):
     return fw.tensor(inputs[name]) if name in inputs else None
 
 
-def _torch_group_module(fw, inputs, p):
+def affine_tensors(ts, affine: bool):
+    return (ts.get("weight") if affine else None), (ts.get("bias") if affine else None)
+
+
+def _groups_form(p, shapes) -> GroupNormForm:
+    """torch's and mindspore's parameters: num_groups, eps, one affine switch."""
+    return GroupNormForm(p["num_groups"], tidy(p["eps"]), *applied(shapes, p["affine"], p["affine"]))
+
+
+def _groups_native(framework: str, form: GroupNormForm, shapes) -> dict:
+    return {"num_groups": form.groups, "eps": form.eps, "affine": affine_flag(framework, form, shapes)}
+
+
+_SCHEMA = {
+    "type": "object", "additionalProperties": False, "required": ["num_groups"],
+    "properties": {"num_groups": {"type": "integer", "minimum": 1, "x-expected": "a positive integer"},
+                   "eps": eps(1e-5), "affine": flag(True)},
+}
+
+
+# --- torch: nn.GroupNorm(num_groups, C, eps=1e-5, affine=True), F.group_norm -------------------
+
+_TORCH_SCHEMA = _SCHEMA
+
+
+def _torch_to_form(p, shapes, spelling, dtype) -> GroupNormForm:
+    return _groups_form(p, shapes)
+
+
+def _torch_from_form(form: GroupNormForm, shapes) -> dict:
+    return _groups_native("torch", form, shapes)
+
+
+def _torch_module(fw, inputs, p):
     x = inputs["x"]
     m = fw.lib.nn.GroupNorm(p["num_groups"], x.shape[1], eps=p["eps"], affine=p["affine"], dtype=fw.param_dtype(x))
     torch_affine(fw, m, inputs)
@@ -108,7 +133,7 @@ def _torch_group_module(fw, inputs, p):
         return {"y": fw.numpy(m(fw.tensor(x)))}
 
 
-def _torch_group_functional(fw, inputs, p):
+def _torch_functional(fw, inputs, p):
     w = optional_tensor(fw, inputs, "weight") if p["affine"] else None
     b = optional_tensor(fw, inputs, "bias") if p["affine"] else None
     with fw.scope():
@@ -116,23 +141,31 @@ def _torch_group_functional(fw, inputs, p):
         return {"y": fw.numpy(y)}
 
 
-def ms_group_module(fw, inputs, p, groups=None):
-    x = inputs["x"]
-    m = fw.lib.nn.GroupNorm(groups or p["num_groups"], x.shape[1], eps=p["eps"], affine=p["affine"],
-                            dtype=fw.param_dtype(x))
-    ms_affine(fw, m, inputs, p["affine"])
-    with fw.scope():
-        return {"y": fw.numpy(m(fw.tensor(x)))}
+def _torch_grad(fw, ts, p):
+    w, b = affine_tensors(ts, p["affine"])
+    return fw.lib.nn.functional.group_norm(ts["x"], p["num_groups"], w, b, p["eps"]), None
 
 
-def _ms_group_functional(fw, inputs, p):
-    w = optional_tensor(fw, inputs, "weight") if p["affine"] else None
-    b = optional_tensor(fw, inputs, "bias") if p["affine"] else None
-    with fw.scope():
-        return {"y": fw.numpy(fw.lib.ops.group_norm(fw.tensor(inputs["x"]), p["num_groups"], w, b, p["eps"]))}
+# --- tensorflow: keras.layers.GroupNormalization(groups, epsilon=1e-3, center, scale) ----------
+
+_TENSORFLOW_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"groups": {"type": "integer", "minimum": -1, "default": 32,
+                              "x-expected": "a positive integer, or -1 (one group per channel)"},
+                   "epsilon": eps(1e-3), "center": flag(True), "scale": flag(True)},
+}
 
 
-def keras_group(fw, inputs, p, groups=None):
+def _tensorflow_to_form(p, shapes, spelling, dtype) -> GroupNormForm:
+    groups = channels(shapes) if p["groups"] == -1 else p["groups"]
+    return GroupNormForm(groups, tidy(p["epsilon"]), *applied(shapes, p["scale"], p["center"]))
+
+
+def _tensorflow_from_form(form: GroupNormForm, shapes) -> dict:
+    return {"groups": form.groups, "epsilon": form.eps, "center": form.shift, "scale": form.scale}
+
+
+def tensorflow_group(fw, inputs, p, groups=None):
     x = inputs["x"]
     keras = fw.keras
     with fw.scope():
@@ -147,77 +180,7 @@ def keras_group(fw, inputs, p, groups=None):
         return {"y": channels_first(fw.numpy(layer(xt)))}
 
 
-class GroupNorm(Op):
-    name = "group_norm"
-    summary = "Group normalization over channel groups and spatial dims (channels on dim 1)"
-    optional_inputs = ("weight", "bias")
-    params_schema = {
-        "type": "object", "additionalProperties": False, "required": ["num_groups"],
-        "properties": {"num_groups": {"type": "integer", "minimum": 1, "x-expected": "a positive integer"},
-                       "eps": eps(1e-5), "affine": flag(True)},
-    }
-    native_schemas = {
-        "torch": params_schema,
-        "mindspore": params_schema,
-        "tensorflow": {
-            "type": "object", "additionalProperties": False,
-            "properties": {"groups": {"type": "integer", "minimum": -1, "default": 32,
-                                      "x-expected": "a positive integer, or -1 (one group per channel)"},
-                           "epsilon": eps(1e-3), "center": flag(True), "scale": flag(True)},
-        },
-    }
-
-    def form_from_native(self, framework, native, shapes=None, spelling=None, dtype=None):
-        p = self.with_defaults(self.native_schemas[framework], native)
-        if framework == "tensorflow":
-            groups = channels(shapes) if p["groups"] == -1 else p["groups"]
-            return GroupNormForm(groups, tidy(p["epsilon"]), *applied(shapes, p["scale"], p["center"]))
-        return GroupNormForm(p["num_groups"], tidy(p["eps"]), *applied(shapes, p["affine"], p["affine"]))
-
-    def native_from_form(self, framework, form, shapes=None):
-        if framework == "tensorflow":
-            return {"groups": form.groups, "epsilon": form.eps, "center": form.shift, "scale": form.scale}
-        return {"num_groups": form.groups, "eps": form.eps, "affine": affine_flag(framework, form, shapes)}
-
-    def check_shapes(self, shapes, params):
-        x = shapes.get("x")
-        if x is None:
-            return []
-        if len(x) < 2:
-            return [(("inputs", "x", "shape"), f"group_norm needs (N, C, ...), got shape {list(x)}")]
-        groups = params.get("num_groups")
-        if isinstance(groups, int) and groups > 0 and x[1] % groups:
-            return [(("params", "num_groups"), f"must divide the {x[1]} channels of x, got {groups}")]
-        return vector_shape_problems(shapes, ("weight", "bias"), (x[1],), "one value per channel")
-
-    def reference(self, inputs, form):
-        return {"y": group_norm_reference(inputs, form)}
-
-    def rounding_bound(self, inputs, form, dtype):
-        return group_norm_bound(inputs, form, dtype)
-
-    def reference_and_bound(self, inputs, form, dtype):
-        return group_norm_outputs(inputs, form, dtype)
-
-    def reference_vjp(self, inputs, form, upstream):
-        return group_norm_vjp(inputs, form, upstream)
-
-    spellings = {
-        "torch": (Spelling("torch", "nn.GroupNorm", _torch_group_module),
-                  Spelling("torch", "F.group_norm", _torch_group_functional)),
-        "tensorflow": (Spelling("tensorflow", "keras.layers.GroupNormalization", keras_group),),
-        "mindspore": (Spelling("mindspore", "nn.GroupNorm", ms_group_module),
-                      Spelling("mindspore", "ops.group_norm", _ms_group_functional)),
-    }
-
-
-# --- gradients: the same calls, differentiable, framework tensors in and out ---------------
-
-def affine_tensors(ts, affine: bool):
-    return (ts.get("weight") if affine else None), (ts.get("bias") if affine else None)
-
-
-def keras_group_grad(fw, ts, p, groups=None):
+def tensorflow_group_grad(fw, ts, p, groups=None):
     """keras GroupNormalization with the case's weight and bias in its variables (their
     gradients are the variables')."""
     tf = fw.lib
@@ -231,18 +194,84 @@ def keras_group_grad(fw, ts, p, groups=None):
     return tf.transpose(layer(xt), first), sources
 
 
-def _torch_grad(fw, ts, p):
-    w, b = affine_tensors(ts, p["affine"])
-    return fw.lib.nn.functional.group_norm(ts["x"], p["num_groups"], w, b, p["eps"]), None
+# --- mindspore: nn.GroupNorm(num_groups, C, eps=1e-5, affine=True), ops.group_norm -------------
+
+_MINDSPORE_SCHEMA = _SCHEMA
 
 
-def _ms_grad(fw, ts, p):
+def _mindspore_to_form(p, shapes, spelling, dtype) -> GroupNormForm:
+    return _groups_form(p, shapes)
+
+
+def _mindspore_from_form(form: GroupNormForm, shapes) -> dict:
+    return _groups_native("mindspore", form, shapes)
+
+
+def mindspore_group_module(fw, inputs, p, groups=None):
+    x = inputs["x"]
+    m = fw.lib.nn.GroupNorm(groups or p["num_groups"], x.shape[1], eps=p["eps"], affine=p["affine"],
+                            dtype=fw.param_dtype(x))
+    mindspore_affine(fw, m, inputs, p["affine"])
+    with fw.scope():
+        return {"y": fw.numpy(m(fw.tensor(x)))}
+
+
+def _mindspore_functional(fw, inputs, p):
+    w = optional_tensor(fw, inputs, "weight") if p["affine"] else None
+    b = optional_tensor(fw, inputs, "bias") if p["affine"] else None
+    with fw.scope():
+        return {"y": fw.numpy(fw.lib.ops.group_norm(fw.tensor(inputs["x"]), p["num_groups"], w, b, p["eps"]))}
+
+
+def _mindspore_grad(fw, ts, p):
     w, b = affine_tensors(ts, p["affine"])
     return fw.lib.ops.group_norm(ts["x"], p["num_groups"], w, b, p["eps"]), None
 
 
-GroupNorm.grad_spellings = {
-    "torch": Spelling("torch", "F.group_norm", _torch_grad),
-    "tensorflow": Spelling("tensorflow", "keras.layers.GroupNormalization", keras_group_grad),
-    "mindspore": Spelling("mindspore", "ops.group_norm", _ms_grad),
-}
+class GroupNorm(Op):
+    name = "group_norm"
+    summary = "Group normalization over channel groups and spatial dims (channels on dim 1)"
+    optional_inputs = ("weight", "bias")
+    params_schema = _TORCH_SCHEMA
+    backends = {
+        "torch": Backend(
+            _TORCH_SCHEMA, _torch_to_form, _torch_from_form,
+            spellings=(Spelling("torch", "nn.GroupNorm", _torch_module),
+                       Spelling("torch", "F.group_norm", _torch_functional)),
+            grad=Spelling("torch", "F.group_norm", _torch_grad)),
+        "tensorflow": Backend(
+            _TENSORFLOW_SCHEMA, _tensorflow_to_form, _tensorflow_from_form,
+            spellings=(Spelling("tensorflow", "keras.layers.GroupNormalization", tensorflow_group),),
+            grad=Spelling("tensorflow", "keras.layers.GroupNormalization", tensorflow_group_grad)),
+        "mindspore": Backend(
+            _MINDSPORE_SCHEMA, _mindspore_to_form, _mindspore_from_form,
+            spellings=(Spelling("mindspore", "nn.GroupNorm", mindspore_group_module),
+                       Spelling("mindspore", "ops.group_norm", _mindspore_functional)),
+            grad=Spelling("mindspore", "ops.group_norm", _mindspore_grad)),
+    }
+
+    def check_shapes(self, shapes, params):
+        x = shapes.get("x")
+        if x is None:
+            return []
+        if len(x) < 2:
+            return [(("inputs", "x", "shape"), f"group_norm needs (N, C, ...), got shape {list(x)}")]
+        groups = params.get("num_groups")
+        if isinstance(groups, int) and groups > 0 and x[1] % groups:
+            return [(("params", "num_groups"), f"must divide the {x[1]} channels of x, got {groups}")]
+        return vector_shape_problems(shapes, ("weight", "bias"), (x[1],), "one value per channel")
+
+    def reference_and_bound(self, inputs, form, dtype):
+        return group_norm_outputs(inputs, form, dtype)
+
+    def reference_vjp(self, inputs, form, upstream):
+        return group_norm_vjp(inputs, form, upstream)
+
+    def fuzz(self, draw):
+        st = strategies()
+        shape = fuzz_spatial(draw)
+        groups = draw(st.integers(1, 4))
+        shape[1] = groups * draw(st.integers(1, 4))
+        affine = draw(st.booleans())
+        params = {"num_groups": groups, "eps": draw(st.sampled_from(FUZZ_EPS)), "affine": affine}
+        return tuple(shape), params, ("weight", "bias") if affine else ()

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.ops._norm import (UNIT_ROUNDOFF, applied, eps, flag, keras_dtype, keras_variables, show_bool,
-                              standardize, standardize_vjp, sum_to)
-from parity.ops.base import Form, NoExactMapping, Op, Spelling, tidy
+from parity.ops._norm import (FUZZ_EPS, UNIT_ROUNDOFF, applied, eps, flag, fuzz_trailing, keras_dtype, keras_variables,
+                              show_bool, standardize, standardize_vjp, sum_to)
+from parity.ops.base import Backend, Form, NoExactMapping, Op, Spelling, strategies, tidy
 
 
 def _show_axes(_form, axes) -> str:
@@ -89,14 +89,6 @@ def layer_norm_vjp(inputs, form, upstream) -> dict:
     return out, mag
 
 
-def layer_norm_reference(inputs, form) -> np.ndarray:
-    return layer_norm_outputs(inputs, form)[0]["y"]
-
-
-def layer_norm_bound(inputs, form, dtype) -> dict:
-    return layer_norm_outputs(inputs, form, dtype)[1]
-
-
 def check_trailing_shapes(op_name: str, shapes: dict, k: int, param_names=("weight", "bias")) -> list:
     x = shapes.get("x")
     if x is None:
@@ -112,7 +104,42 @@ def check_trailing_shapes(op_name: str, shapes: dict, k: int, param_names=("weig
     return out
 
 
-# --- spellings ----------------------------------------------------------------------
+def _trailing_only(framework: str, form: LayerNormForm, rank: int) -> None:
+    if not (is_trailing(form.axes, rank) and is_trailing(form.params_axes, rank)):
+        raise NoExactMapping(f"{framework} normalizes trailing axes only; the case normalizes {list(form.axes)}")
+
+
+_AXIS = {"type": "integer", "x-expected": "an axis index"}
+
+
+# --- torch: nn.LayerNorm(normalized_shape, eps=1e-5, elementwise_affine=True, bias=True) -------
+
+_TORCH_SCHEMA = {
+    "type": "object", "additionalProperties": False, "required": ["normalized_shape"],
+    "properties": {
+        "normalized_shape": {"type": "array", "minItems": 1,
+                             "items": {"type": "integer", "minimum": 1, "x-expected": "a positive integer"},
+                             "x-expected": "the shape of the last dims of x, e.g. [64]"},
+        "eps": eps(1e-5), "elementwise_affine": flag(True), "bias": flag(True)},
+}
+
+
+def _torch_to_form(p, shapes, spelling, dtype) -> LayerNormForm:
+    axes = trailing(len(shapes["x"]), len(p["normalized_shape"]))
+    return LayerNormForm(axes, axes, tidy(p["eps"]),
+                         *applied(shapes, p["elementwise_affine"], p["elementwise_affine"] and p["bias"]))
+
+
+def _torch_from_form(form: LayerNormForm, shapes) -> dict:
+    _trailing_only("torch", form, len(shapes["x"]))
+    if form.params_axes != form.axes:
+        raise NoExactMapping("torch LayerNorm's weights span exactly the normalized axes")
+    for affine, bias in ((False, False), (True, True), (True, False)):
+        if applied(shapes, affine, affine and bias) == (form.scale, form.shift):
+            return {"normalized_shape": [shapes["x"][a] for a in form.axes], "eps": form.eps,
+                    "elementwise_affine": affine, "bias": bias}
+    raise NoExactMapping("torch LayerNorm cannot add a bias without multiplying by its weight")
+
 
 def _torch_module(fw, inputs, p):
     m = fw.lib.nn.LayerNorm(p["normalized_shape"], eps=p["eps"], elementwise_affine=p["elementwise_affine"],
@@ -133,42 +160,36 @@ def _torch_functional(fw, inputs, p):
         return {"y": fw.numpy(y)}
 
 
-def _ms_axes(p, rank):
-    return positive(p["begin_norm_axis"], rank), positive(p["begin_params_axis"], rank)
+def _torch_grad(fw, ts, p):
+    w = ts.get("weight") if p["elementwise_affine"] else None
+    b = ts.get("bias") if p["elementwise_affine"] and p["bias"] else None
+    return fw.lib.nn.functional.layer_norm(ts["x"], p["normalized_shape"], w, b, p["eps"]), None
 
 
-def _ms_params(inputs, x, params_axis):
-    shape = x.shape[params_axis:]
-    dt = np.float64 if x.dtype == np.float64 else np.float32
-    gamma = np.asarray(inputs["weight"]) if "weight" in inputs else np.ones(shape, dt)
-    beta = np.asarray(inputs["bias"]) if "bias" in inputs else np.zeros(shape, dt)
-    return gamma, beta
+# --- tensorflow: keras.layers.LayerNormalization(axis=-1, epsilon=1e-3, center, scale) ---------
+
+_TENSORFLOW_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"axis": {"anyOf": [_AXIS, {"type": "array", "items": _AXIS, "minItems": 1}],
+                            "default": -1, "x-expected": "an axis or a list of axes"},
+                   "epsilon": eps(1e-3), "center": flag(True), "scale": flag(True)},
+}
 
 
-def _ms_module(fw, inputs, p):
-    x = inputs["x"]
-    norm_axis, params_axis = _ms_axes(p, x.ndim)
-    # positive axes: mindspore rejects negative ones other than -1
-    m = fw.lib.nn.LayerNorm(x.shape[params_axis:], begin_norm_axis=norm_axis, begin_params_axis=params_axis,
-                            epsilon=p["epsilon"], dtype=fw.lib.float64 if x.dtype == np.float64 else fw.lib.float32)
-    gamma, beta = _ms_params(inputs, x, params_axis)
-    fw.assign(m.gamma, gamma)
-    fw.assign(m.beta, beta)
-    with fw.scope():
-        return {"y": fw.numpy(m(fw.tensor(x)))}
+def _tensorflow_to_form(p, shapes, spelling, dtype) -> LayerNormForm:
+    rank = len(shapes["x"])
+    axis = p["axis"] if isinstance(p["axis"], list) else [p["axis"]]
+    axes = tuple(sorted({positive(a, rank) for a in axis}))
+    return LayerNormForm(axes, axes, tidy(p["epsilon"]), *applied(shapes, p["scale"], p["center"]))
 
 
-def _ms_primitive(fw, inputs, p):
-    x = inputs["x"]
-    norm_axis, params_axis = _ms_axes(p, x.ndim)
-    gamma, beta = _ms_params(inputs, x, params_axis)
-    prim = fw.lib.ops.LayerNorm(begin_norm_axis=norm_axis, begin_params_axis=params_axis, epsilon=p["epsilon"])
-    with fw.scope():
-        y, _, _ = prim(fw.tensor(x), fw.tensor(gamma), fw.tensor(beta))
-        return {"y": fw.numpy(y)}
+def _tensorflow_from_form(form: LayerNormForm, shapes) -> dict:
+    if form.params_axes != form.axes:
+        raise NoExactMapping("keras LayerNormalization's weights span exactly the normalized axes")
+    return {"axis": list(form.axes), "epsilon": form.eps, "center": form.shift, "scale": form.scale}
 
 
-def _keras(fw, inputs, p):
+def _tensorflow_keras(fw, inputs, p):
     x = inputs["x"]
     axis = p["axis"]
     with fw.scope():
@@ -183,65 +204,107 @@ def _keras(fw, inputs, p):
         return {"y": fw.numpy(layer(xt))}
 
 
+def _tensorflow_grad(fw, ts, p):
+    x = ts["x"]
+    layer = fw.keras.layers.LayerNormalization(axis=p["axis"], epsilon=p["epsilon"], center=p["center"],
+                                               scale=p["scale"], dtype=x.dtype.name)
+    layer.build(x.shape)
+    sources = keras_variables(fw, ts, [("weight", layer.gamma, p["scale"]), ("bias", layer.beta, p["center"])])
+    return layer(x), sources
+
+
+# --- mindspore: nn.LayerNorm(normalized_shape, begin_norm_axis=-1, begin_params_axis=-1, --------
+# epsilon=1e-7), ops.LayerNorm (the primitive, same parameters); always applies gamma and beta
+
+_MINDSPORE_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"begin_norm_axis": {**_AXIS, "default": -1},
+                   "begin_params_axis": {**_AXIS, "default": -1},
+                   "epsilon": eps(1e-7)},
+}
+
+
+def _mindspore_axes(p, rank):
+    return positive(p["begin_norm_axis"], rank), positive(p["begin_params_axis"], rank)
+
+
+def _mindspore_to_form(p, shapes, spelling, dtype) -> LayerNormForm:
+    rank = len(shapes["x"])
+    norm_axis, params_axis = _mindspore_axes(p, rank)
+    return LayerNormForm(tuple(range(norm_axis, rank)), tuple(range(params_axis, rank)), tidy(p["epsilon"]),
+                         *applied(shapes, True, True))
+
+
+def _mindspore_from_form(form: LayerNormForm, shapes) -> dict:
+    _trailing_only("mindspore", form, len(shapes["x"]))
+    if (form.scale, form.shift) != applied(shapes, True, True):
+        raise NoExactMapping("mindspore nn.LayerNorm always applies gamma and beta")
+    return {"begin_norm_axis": form.axes[0], "begin_params_axis": form.params_axes[0], "epsilon": form.eps}
+
+
+def _mindspore_params(inputs, x, params_axis):
+    shape = x.shape[params_axis:]
+    dt = np.float64 if x.dtype == np.float64 else np.float32
+    gamma = np.asarray(inputs["weight"]) if "weight" in inputs else np.ones(shape, dt)
+    beta = np.asarray(inputs["bias"]) if "bias" in inputs else np.zeros(shape, dt)
+    return gamma, beta
+
+
+def _mindspore_module(fw, inputs, p):
+    x = inputs["x"]
+    norm_axis, params_axis = _mindspore_axes(p, x.ndim)
+    # positive axes: mindspore rejects negative ones other than -1
+    m = fw.lib.nn.LayerNorm(x.shape[params_axis:], begin_norm_axis=norm_axis, begin_params_axis=params_axis,
+                            epsilon=p["epsilon"], dtype=fw.lib.float64 if x.dtype == np.float64 else fw.lib.float32)
+    gamma, beta = _mindspore_params(inputs, x, params_axis)
+    fw.assign(m.gamma, gamma)
+    fw.assign(m.beta, beta)
+    with fw.scope():
+        return {"y": fw.numpy(m(fw.tensor(x)))}
+
+
+def _mindspore_primitive(fw, inputs, p):
+    x = inputs["x"]
+    norm_axis, params_axis = _mindspore_axes(p, x.ndim)
+    gamma, beta = _mindspore_params(inputs, x, params_axis)
+    prim = fw.lib.ops.LayerNorm(begin_norm_axis=norm_axis, begin_params_axis=params_axis, epsilon=p["epsilon"])
+    with fw.scope():
+        y, _, _ = prim(fw.tensor(x), fw.tensor(gamma), fw.tensor(beta))
+        return {"y": fw.numpy(y)}
+
+
+def _mindspore_grad(fw, ts, p):
+    x = ts["x"]
+    ms = fw.lib
+    norm_axis, params_axis = _mindspore_axes(p, len(x.shape))
+    shape = tuple(x.shape[params_axis:])
+    gamma = ts["weight"] if "weight" in ts else ms.ops.ones(shape, x.dtype)
+    beta = ts["bias"] if "bias" in ts else ms.ops.zeros(shape, x.dtype)
+    prim = ms.ops.LayerNorm(begin_norm_axis=norm_axis, begin_params_axis=params_axis, epsilon=p["epsilon"])
+    return prim(x, gamma, beta)[0], None
+
+
 class LayerNorm(Op):
     name = "layer_norm"
     summary = "Layer normalization over the last k dims"
     optional_inputs = ("weight", "bias")
-    params_schema = {
-        "type": "object", "additionalProperties": False, "required": ["normalized_shape"],
-        "properties": {
-            "normalized_shape": {"type": "array", "minItems": 1,
-                                 "items": {"type": "integer", "minimum": 1, "x-expected": "a positive integer"},
-                                 "x-expected": "the shape of the last dims of x, e.g. [64]"},
-            "eps": eps(1e-5), "elementwise_affine": flag(True), "bias": flag(True)},
+    params_schema = _TORCH_SCHEMA
+    backends = {
+        "torch": Backend(
+            _TORCH_SCHEMA, _torch_to_form, _torch_from_form,
+            spellings=(Spelling("torch", "nn.LayerNorm", _torch_module),
+                       Spelling("torch", "F.layer_norm", _torch_functional)),
+            grad=Spelling("torch", "F.layer_norm", _torch_grad)),
+        "tensorflow": Backend(
+            _TENSORFLOW_SCHEMA, _tensorflow_to_form, _tensorflow_from_form,
+            spellings=(Spelling("tensorflow", "keras.layers.LayerNormalization", _tensorflow_keras),),
+            grad=Spelling("tensorflow", "keras.layers.LayerNormalization", _tensorflow_grad)),
+        "mindspore": Backend(
+            _MINDSPORE_SCHEMA, _mindspore_to_form, _mindspore_from_form,
+            spellings=(Spelling("mindspore", "nn.LayerNorm", _mindspore_module),
+                       Spelling("mindspore", "ops.LayerNorm", _mindspore_primitive)),
+            grad=Spelling("mindspore", "ops.LayerNorm", _mindspore_grad)),
     }
-    _axis = {"type": "integer", "x-expected": "an axis index"}
-    native_schemas = {
-        "torch": params_schema,
-        "mindspore": {"type": "object", "additionalProperties": False,
-                      "properties": {"begin_norm_axis": {**_axis, "default": -1},
-                                     "begin_params_axis": {**_axis, "default": -1},
-                                     "epsilon": eps(1e-7)}},
-        "tensorflow": {"type": "object", "additionalProperties": False,
-                       "properties": {"axis": {"anyOf": [_axis, {"type": "array", "items": _axis, "minItems": 1}],
-                                               "default": -1, "x-expected": "an axis or a list of axes"},
-                                      "epsilon": eps(1e-3), "center": flag(True), "scale": flag(True)}},
-    }
-
-    def form_from_native(self, framework, native, shapes=None, spelling=None, dtype=None):
-        p = self.with_defaults(self.native_schemas[framework], native)
-        rank = len(shapes["x"])
-        if framework == "torch":
-            axes = trailing(rank, len(p["normalized_shape"]))
-            return LayerNormForm(axes, axes, tidy(p["eps"]),
-                                 *applied(shapes, p["elementwise_affine"], p["elementwise_affine"] and p["bias"]))
-        if framework == "mindspore":
-            norm_axis, params_axis = _ms_axes(p, rank)
-            return LayerNormForm(tuple(range(norm_axis, rank)), tuple(range(params_axis, rank)), tidy(p["epsilon"]),
-                                 *applied(shapes, True, True))
-        axis = p["axis"] if isinstance(p["axis"], list) else [p["axis"]]
-        axes = tuple(sorted({positive(a, rank) for a in axis}))
-        return LayerNormForm(axes, axes, tidy(p["epsilon"]), *applied(shapes, p["scale"], p["center"]))
-
-    def native_from_form(self, framework, form, shapes=None):
-        rank = len(shapes["x"])
-        if framework == "tensorflow":
-            if form.params_axes != form.axes:
-                raise NoExactMapping("keras LayerNormalization's weights span exactly the normalized axes")
-            return {"axis": list(form.axes), "epsilon": form.eps, "center": form.shift, "scale": form.scale}
-        if not (is_trailing(form.axes, rank) and is_trailing(form.params_axes, rank)):
-            raise NoExactMapping(f"{framework} normalizes trailing axes only; the case normalizes {list(form.axes)}")
-        if framework == "mindspore":
-            if (form.scale, form.shift) != applied(shapes, True, True):
-                raise NoExactMapping("mindspore nn.LayerNorm always applies gamma and beta")
-            return {"begin_norm_axis": form.axes[0], "begin_params_axis": form.params_axes[0], "epsilon": form.eps}
-        if form.params_axes != form.axes:
-            raise NoExactMapping("torch LayerNorm's weights span exactly the normalized axes")
-        for affine, bias in ((False, False), (True, True), (True, False)):
-            if applied(shapes, affine, affine and bias) == (form.scale, form.shift):
-                return {"normalized_shape": [shapes["x"][a] for a in form.axes], "eps": form.eps,
-                        "elementwise_affine": affine, "bias": bias}
-        raise NoExactMapping("torch LayerNorm cannot add a bias without multiplying by its weight")
 
     def check_shapes(self, shapes, params):
         x = shapes.get("x")
@@ -253,57 +316,15 @@ class LayerNorm(Op):
                                                      f"{list(x[max(len(x) - len(ns), 0):])}, got {ns}")]
         return check_trailing_shapes(self.name, shapes, len(ns))
 
-    def reference(self, inputs, form):
-        return {"y": layer_norm_reference(inputs, form)}
-
-    def rounding_bound(self, inputs, form, dtype):
-        return layer_norm_bound(inputs, form, dtype)
-
     def reference_and_bound(self, inputs, form, dtype):
         return layer_norm_outputs(inputs, form, dtype)
 
     def reference_vjp(self, inputs, form, upstream):
         return layer_norm_vjp(inputs, form, upstream)
 
-    spellings = {
-        "torch": (Spelling("torch", "nn.LayerNorm", _torch_module),
-                  Spelling("torch", "F.layer_norm", _torch_functional)),
-        "tensorflow": (Spelling("tensorflow", "keras.layers.LayerNormalization", _keras),),
-        "mindspore": (Spelling("mindspore", "nn.LayerNorm", _ms_module),
-                      Spelling("mindspore", "ops.LayerNorm", _ms_primitive)),
-    }
-
-
-# --- gradients: differentiable calls on framework tensors -----------------------------------
-
-def _torch_grad(fw, ts, p):
-    w = ts.get("weight") if p["elementwise_affine"] else None
-    b = ts.get("bias") if p["elementwise_affine"] and p["bias"] else None
-    return fw.lib.nn.functional.layer_norm(ts["x"], p["normalized_shape"], w, b, p["eps"]), None
-
-
-def _keras_grad(fw, ts, p):
-    x = ts["x"]
-    layer = fw.keras.layers.LayerNormalization(axis=p["axis"], epsilon=p["epsilon"], center=p["center"],
-                                               scale=p["scale"], dtype=x.dtype.name)
-    layer.build(x.shape)
-    sources = keras_variables(fw, ts, [("weight", layer.gamma, p["scale"]), ("bias", layer.beta, p["center"])])
-    return layer(x), sources
-
-
-def _ms_grad(fw, ts, p):
-    x = ts["x"]
-    ms = fw.lib
-    norm_axis, params_axis = _ms_axes(p, len(x.shape))
-    shape = tuple(x.shape[params_axis:])
-    gamma = ts["weight"] if "weight" in ts else ms.ops.ones(shape, x.dtype)
-    beta = ts["bias"] if "bias" in ts else ms.ops.zeros(shape, x.dtype)
-    prim = ms.ops.LayerNorm(begin_norm_axis=norm_axis, begin_params_axis=params_axis, epsilon=p["epsilon"])
-    return prim(x, gamma, beta)[0], None
-
-
-LayerNorm.grad_spellings = {
-    "torch": Spelling("torch", "F.layer_norm", _torch_grad),
-    "tensorflow": Spelling("tensorflow", "keras.layers.LayerNormalization", _keras_grad),
-    "mindspore": Spelling("mindspore", "ops.LayerNorm", _ms_grad),
-}
+    def fuzz(self, draw):
+        st = strategies()
+        shape, normalized = fuzz_trailing(draw)
+        affine = draw(st.booleans())
+        return shape, {"normalized_shape": normalized, "eps": draw(st.sampled_from(FUZZ_EPS)),
+                       "elementwise_affine": affine}, ("weight", "bias") if affine else ()

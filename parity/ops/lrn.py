@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.ops.base import Form, NoExactMapping, Op, Spelling, tidy
+from parity.ops.base import Backend, Form, NoExactMapping, Op, Spelling, strategies, tidy
 
 
 def _show_window(_form, window) -> str:
@@ -47,90 +47,207 @@ class LRNForm(Form):
         return self.window[0] + self.window[1] + 1
 
 
-_NUMBER = {"type": "number"}
-
-
 def _num(default):
     return {"type": "number", "default": default}
+
+
+def _channels_last(x):
+    return np.moveaxis(x, 1, -1)
+
+
+def _channels_first(y):
+    return np.moveaxis(y, -1, 1)
+
+
+def _radius_form(p) -> LRNForm:
+    """tensorflow's and mindspore's formula: window [c-depth_radius, c+depth_radius], alpha as given."""
+    r = int(p["depth_radius"])
+    return LRNForm(window=(r, r), alpha=tidy(p["alpha"]), beta=tidy(p["beta"]), bias=tidy(p["bias"]))
+
+
+def _radius_native(framework: str, form: LRNForm) -> dict:
+    below, above = form.window
+    if below != above:
+        raise NoExactMapping(
+            f"{framework}'s LRN window [c-depth_radius, c+depth_radius] is symmetric; the window "
+            f"{_show_window(form, form.window)} (torch size={form.width}) is not, so no depth_radius computes it")
+    return {"depth_radius": below, "bias": form.bias, "alpha": form.alpha, "beta": form.beta}
+
+
+_RADIUS_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "depth_radius": {"type": "integer", "minimum": 0, "default": 5, "x-expected": "a non-negative integer"},
+        "bias": _num(1.0),
+        "alpha": _num(1.0),
+        "beta": _num(0.5),
+    },
+}
+
+
+# --- torch: nn.LocalResponseNorm(size=n, alpha, beta, k), alpha / n ------------------------
+
+_TORCH_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["size"],
+    "properties": {
+        "size": {"type": "integer", "minimum": 1, "x-expected": "a positive integer"},
+        "alpha": _num(1e-4),
+        "beta": _num(0.75),
+        "k": _num(1.0),
+    },
+}
+
+
+def _torch_to_form(p, shapes, spelling, dtype) -> LRNForm:
+    n = int(p["size"])
+    return LRNForm(window=(n // 2, (n - 1) // 2), alpha=tidy(p["alpha"] / n), beta=tidy(p["beta"]), bias=tidy(p["k"]))
+
+
+def _torch_from_form(form: LRNForm, shapes) -> dict:
+    below, above = form.window
+    n = form.width
+    if (n // 2, (n - 1) // 2) != (below, above):
+        raise NoExactMapping(
+            f"torch's window for size n is [c-n//2, c+(n-1)//2]; no size gives {_show_window(form, form.window)}")
+    return {"size": n, "alpha": tidy(form.alpha * n), "beta": form.beta, "k": form.bias}
+
+
+def _torch_module(fw, inputs, p):
+    with fw.scope():
+        m = fw.lib.nn.LocalResponseNorm(size=p["size"], alpha=p["alpha"], beta=p["beta"], k=p["k"])
+        return {"y": fw.numpy(m(fw.tensor(inputs["x"])))}
+
+
+def _torch_functional(fw, inputs, p):
+    with fw.scope():
+        y = fw.lib.nn.functional.local_response_norm(
+            fw.tensor(inputs["x"]), size=p["size"], alpha=p["alpha"], beta=p["beta"], k=p["k"])
+        return {"y": fw.numpy(y)}
+
+
+def _torch_grad(fw, ts, p):
+    return fw.lib.nn.functional.local_response_norm(ts["x"], p["size"], p["alpha"], p["beta"], p["k"]), None
+
+
+# --- tensorflow: raw_ops.LRN(depth_radius=r, bias, alpha, beta), channels last, 4-D ------------
+
+_TENSORFLOW_SCHEMA = _RADIUS_SCHEMA
+_TENSORFLOW_RANK = (r"must be 4-dimensional",)
+
+
+def _tensorflow_to_form(p, shapes, spelling, dtype) -> LRNForm:
+    return _radius_form(p)
+
+
+def _tensorflow_from_form(form: LRNForm, shapes) -> dict:
+    return _radius_native("tensorflow", form)
+
+
+def _tensorflow_raw(fw, inputs, p):
+    with fw.scope():
+        y = fw.lib.raw_ops.LRN(input=fw.tensor(_channels_last(inputs["x"])), depth_radius=p["depth_radius"],
+                               bias=p["bias"], alpha=p["alpha"], beta=p["beta"])
+        return {"y": _channels_first(fw.numpy(y))}
+
+
+def _tensorflow_nn(fw, inputs, p):
+    with fw.scope():
+        y = fw.lib.nn.local_response_normalization(
+            fw.tensor(_channels_last(inputs["x"])), depth_radius=p["depth_radius"],
+            bias=p["bias"], alpha=p["alpha"], beta=p["beta"])
+        return {"y": _channels_first(fw.numpy(y))}
+
+
+def _tensorflow_grad(fw, ts, p):
+    from parity.ops._norm import channel_perm
+
+    tf = fw.lib
+    last, first = channel_perm(len(ts["x"].shape))
+    y = tf.nn.local_response_normalization(tf.transpose(ts["x"], last), depth_radius=p["depth_radius"],
+                                           bias=p["bias"], alpha=p["alpha"], beta=p["beta"])
+    return tf.transpose(y, first), None
+
+
+# --- mindspore: nn.LRN / ops.LRN: tensorflow's formula, channels on dim 1, 4-D ---------------
+
+_MINDSPORE_SCHEMA = {
+    **_RADIUS_SCHEMA,
+    "properties": {
+        **_RADIUS_SCHEMA["properties"],
+        "norm_region": {"enum": ["ACROSS_CHANNELS"], "default": "ACROSS_CHANNELS"},
+    },
+}
+_MINDSPORE_RANK = (r"rank of input\s+must be equal to 4",)
+
+
+def _mindspore_to_form(p, shapes, spelling, dtype) -> LRNForm:
+    return _radius_form(p)
+
+
+def _mindspore_from_form(form: LRNForm, shapes) -> dict:
+    return _radius_native("mindspore", form)
+
+
+def _mindspore_args(p):
+    return dict(depth_radius=p["depth_radius"], bias=p["bias"], alpha=p["alpha"], beta=p["beta"],
+                norm_region=p.get("norm_region", "ACROSS_CHANNELS"))
+
+
+def _mindspore_nn(fw, inputs, p):
+    with fw.scope():
+        return {"y": fw.numpy(fw.lib.nn.LRN(**_mindspore_args(p))(fw.tensor(inputs["x"])))}
+
+
+def _mindspore_ops(fw, inputs, p):
+    with fw.scope():
+        return {"y": fw.numpy(fw.lib.ops.LRN(**_mindspore_args(p))(fw.tensor(inputs["x"])))}
+
+
+def _mindspore_grad(fw, ts, p):
+    return fw.lib.ops.LRN(**_mindspore_args(p))(ts["x"]), None
+
+
+# --- onnx (as data, not run; onnx.ai/onnx/operators/onnx__LRN.html): LRN(size=n) --------------
+
+_ONNX_SCHEMA = {"type": "object", "properties": {"size": {"type": "integer"}, "alpha": _num(1e-4),
+                                                 "beta": _num(0.75), "bias": _num(1.0)}}
+
+
+def _onnx_to_form(p, shapes, spelling, dtype) -> LRNForm:
+    n = int(p["size"])
+    return LRNForm(window=((n - 1) // 2, n // 2), alpha=tidy(p["alpha"] / n), beta=tidy(p["beta"]), bias=tidy(p["bias"]))
 
 
 class LRN(Op):
     name = "lrn"
     summary = "Local Response Normalization across channels (AlexNet)"
-    params_schema = {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["size"],
-        "properties": {
-            "size": {"type": "integer", "minimum": 1, "x-expected": "a positive integer"},
-            "alpha": _num(1e-4),
-            "beta": _num(0.75),
-            "k": _num(1.0),
-        },
-    }
-    _tf_like = {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "depth_radius": {"type": "integer", "minimum": 0, "default": 5,
-                             "x-expected": "a non-negative integer"},
-            "bias": _num(1.0),
-            "alpha": _num(1.0),
-            "beta": _num(0.5),
-        },
-    }
-    _ms = {
-        **_tf_like,
-        "properties": {
-            **_tf_like["properties"],
-            "norm_region": {"enum": ["ACROSS_CHANNELS"], "default": "ACROSS_CHANNELS"},
-        },
-    }
-    native_schemas = {
-        "torch": params_schema,
-        "tensorflow": _tf_like,
-        "mindspore": _ms,
-        # not run, kept as data for explanations (onnx.ai/onnx/operators/onnx__LRN.html)
-        "onnx": {"type": "object", "properties": {"size": {"type": "integer"}, "alpha": _num(1e-4),
-                                                  "beta": _num(0.75), "bias": _num(1.0)}},
+    params_schema = _TORCH_SCHEMA
+    backends = {
+        "torch": Backend(
+            _TORCH_SCHEMA, _torch_to_form, _torch_from_form,
+            spellings=(Spelling("torch", "nn.LocalResponseNorm", _torch_module),
+                       Spelling("torch", "F.local_response_norm", _torch_functional)),
+            grad=Spelling("torch", "F.local_response_norm", _torch_grad)),
+        "tensorflow": Backend(
+            _TENSORFLOW_SCHEMA, _tensorflow_to_form, _tensorflow_from_form,
+            spellings=(Spelling("tensorflow", "raw_ops.LRN", _tensorflow_raw, _TENSORFLOW_RANK),
+                       Spelling("tensorflow", "nn.local_response_normalization", _tensorflow_nn, _TENSORFLOW_RANK)),
+            grad=Spelling("tensorflow", "nn.local_response_normalization", _tensorflow_grad, _TENSORFLOW_RANK)),
+        "mindspore": Backend(
+            _MINDSPORE_SCHEMA, _mindspore_to_form, _mindspore_from_form,
+            spellings=(Spelling("mindspore", "nn.LRN", _mindspore_nn, _MINDSPORE_RANK),
+                       Spelling("mindspore", "ops.LRN", _mindspore_ops, _MINDSPORE_RANK)),
+            grad=Spelling("mindspore", "ops.LRN", _mindspore_grad, _MINDSPORE_RANK)),
+        "onnx": Backend(_ONNX_SCHEMA, _onnx_to_form),  # data only: explanations, never run
     }
     conventions = {
         "onnx": "ONNX LRN(size=n): window [c-floor((n-1)/2), c+ceil((n-1)/2)], alpha/n; "
                 "for even n it leans the opposite way from torch (pytorch#75722)",
         "caffe": "Caffe LRN(local_size=n, alpha): torch's convention for odd n (alpha/n)",
     }
-
-    # --- mappings -------------------------------------------------------
-    def form_from_native(self, framework: str, native: dict, shapes=None, spelling=None, dtype=None) -> LRNForm:
-        p = self.with_defaults(self.native_schemas[framework], native)
-        if framework == "torch":
-            n = int(p["size"])
-            return LRNForm(window=(n // 2, (n - 1) // 2), alpha=tidy(p["alpha"] / n),
-                           beta=tidy(p["beta"]), bias=tidy(p["k"]))
-        if framework in ("tensorflow", "mindspore"):
-            r = int(p["depth_radius"])
-            return LRNForm(window=(r, r), alpha=tidy(p["alpha"]), beta=tidy(p["beta"]), bias=tidy(p["bias"]))
-        if framework == "onnx":
-            n = int(p["size"])
-            return LRNForm(window=((n - 1) // 2, n // 2), alpha=tidy(p["alpha"] / n),
-                           beta=tidy(p["beta"]), bias=tidy(p["bias"]))
-        raise KeyError(framework)
-
-    def native_from_form(self, framework: str, form: LRNForm, shapes=None) -> dict:
-        below, above = form.window
-        n = form.width
-        if framework == "torch":
-            if (n // 2, (n - 1) // 2) != (below, above):
-                raise NoExactMapping(
-                    f"torch's window for size n is [c-n//2, c+(n-1)//2]; no size gives {_show_window(form, form.window)}")
-            return {"size": n, "alpha": tidy(form.alpha * n), "beta": form.beta, "k": form.bias}
-        if framework in ("tensorflow", "mindspore"):
-            if below != above:
-                raise NoExactMapping(
-                    f"{framework}'s LRN window [c-depth_radius, c+depth_radius] is symmetric; the window "
-                    f"{_show_window(form, form.window)} (torch size={n}) is not, so no depth_radius computes it")
-            return {"depth_radius": below, "bias": form.bias, "alpha": form.alpha, "beta": form.beta}
-        raise KeyError(framework)
 
     # --- inputs -----------------------------------------------------------
     def check_shapes(self, shapes, params):
@@ -141,19 +258,9 @@ class LRN(Op):
         return []
 
     # --- the reference ----------------------------------------------------
-    def reference(self, inputs, form: LRNForm):
-        return {"y": lrn_reference_and_bound(inputs["x"], form, None)[0]}
-
     def reference_and_bound(self, inputs, form: LRNForm, dtype):
         y, bound = lrn_reference_and_bound(inputs["x"], form, dtype)
-        return {"y": y}, {"y": bound}
-
-    def rounding_bound(self, inputs, form: LRNForm, dtype):
-        """S = sum of the window's squares: |d_S| <= gamma(w + 1) S (w squares, w - 1 adds, and
-        torch's division by n); base = k + alpha S: |d_base| <= alpha |d_S| + 3u base (scale,
-        multiply, add); y = x base^-beta: |d_y| <= |y| (beta d_base / base + (4 + |beta ln
-        base|) u + 2u) (pow as exp(beta log base), the division, the output rounding)."""
-        return {"y": lrn_reference_and_bound(inputs["x"], form, dtype)[1]}
+        return {"y": y}, ({"y": bound} if dtype else {})
 
     def reference_vjp(self, inputs, form: LRNForm, upstream):
         """y_c = x_c D_c^-beta, D_c = bias + alpha sum_{c' in W(c)} x_c'^2 gives
@@ -170,7 +277,13 @@ class LRN(Op):
         c = 2 * form.alpha * form.beta
         return {"grad_x": first - c * x * t}, {"grad_x": np.abs(first) + abs(c) * np.abs(x) * t_abs}
 
-    spellings = {}
+    # --- fuzzing ----------------------------------------------------------
+    def fuzz(self, draw):
+        st = strategies()
+        shape = (draw(st.integers(1, 3)), draw(st.integers(1, 24)), draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+        params = {"size": draw(st.integers(1, 9)), "alpha": draw(st.sampled_from([1e-4, 1e-3, 1e-2, 0.1, 1.0])),
+                  "beta": draw(st.sampled_from([0.75, 0.5, 1.0, 0.6])), "k": draw(st.sampled_from([2.0, 1.0, 0.5]))}
+        return shape, params, ()
 
 
 def window_sum(sq: np.ndarray, below: int, above: int) -> np.ndarray:
@@ -185,9 +298,14 @@ def window_sum(sq: np.ndarray, below: int, above: int) -> np.ndarray:
 
 
 def lrn_reference_and_bound(x: np.ndarray, form: LRNForm, dtype: str | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """The reference and (with ``dtype``) its rounding bound (LRN.rounding_bound) in one pass:
-    per sample, in threads, in place: a few MiB of temporaries, whatever the batch size.
-    Element by element the same operations as lrn_reference, so the same values."""
+    """The reference and (with ``dtype``) its rounding bound in one pass: per sample, in
+    threads, in place: a few MiB of temporaries, whatever the batch size. Element by element
+    the same operations as lrn_reference, so the same values.
+
+    The bound: S = sum of the window's squares: |d_S| <= gamma(w + 1) S (w squares, w - 1
+    adds, and torch's division by n); base = k + alpha S: |d_base| <= alpha |d_S| + 3u base
+    (scale, multiply, add); y = x base^-beta: |d_y| <= |y| (beta d_base / base + (4 + |beta ln
+    base|) u + 2u) (pow as exp(beta log base), the division, the output rounding)."""
     from parity import parallel
     from parity.ops._norm import UNIT_ROUNDOFF, gamma
 
@@ -231,101 +349,3 @@ def lrn_reference(x: np.ndarray, below: int, above: int, alpha: float, beta: flo
     np.power(total, beta, out=total)
     np.divide(x, total, out=total)
     return total
-
-
-# --- spellings: how each framework runs it ---------------------------------
-
-def _torch_module(fw, inputs, p):
-    with fw.scope():
-        m = fw.lib.nn.LocalResponseNorm(size=p["size"], alpha=p["alpha"], beta=p["beta"], k=p["k"])
-        return {"y": fw.numpy(m(fw.tensor(inputs["x"])))}
-
-
-def _torch_functional(fw, inputs, p):
-    with fw.scope():
-        y = fw.lib.nn.functional.local_response_norm(
-            fw.tensor(inputs["x"]), size=p["size"], alpha=p["alpha"], beta=p["beta"], k=p["k"])
-        return {"y": fw.numpy(y)}
-
-
-def _channels_last(x):
-    return np.moveaxis(x, 1, -1)
-
-
-def _channels_first(y):
-    return np.moveaxis(y, -1, 1)
-
-
-def _tf_raw(fw, inputs, p):
-    with fw.scope():
-        y = fw.lib.raw_ops.LRN(input=fw.tensor(_channels_last(inputs["x"])), depth_radius=p["depth_radius"],
-                               bias=p["bias"], alpha=p["alpha"], beta=p["beta"])
-        return {"y": _channels_first(fw.numpy(y))}
-
-
-def _tf_nn(fw, inputs, p):
-    with fw.scope():
-        y = fw.lib.nn.local_response_normalization(
-            fw.tensor(_channels_last(inputs["x"])), depth_radius=p["depth_radius"],
-            bias=p["bias"], alpha=p["alpha"], beta=p["beta"])
-        return {"y": _channels_first(fw.numpy(y))}
-
-
-def _ms_args(p):
-    return dict(depth_radius=p["depth_radius"], bias=p["bias"], alpha=p["alpha"], beta=p["beta"],
-                norm_region=p.get("norm_region", "ACROSS_CHANNELS"))
-
-
-def _ms_nn(fw, inputs, p):
-    with fw.scope():
-        return {"y": fw.numpy(fw.lib.nn.LRN(**_ms_args(p))(fw.tensor(inputs["x"])))}
-
-
-def _ms_ops(fw, inputs, p):
-    with fw.scope():
-        return {"y": fw.numpy(fw.lib.ops.LRN(**_ms_args(p))(fw.tensor(inputs["x"])))}
-
-
-# --- gradients: the same calls, differentiable, framework tensors in and out ---------------
-
-def _torch_grad(fw, ts, p):
-    return fw.lib.nn.functional.local_response_norm(ts["x"], p["size"], p["alpha"], p["beta"], p["k"]), None
-
-
-def _tf_grad(fw, ts, p):
-    from parity.ops._norm import channel_perm
-
-    tf = fw.lib
-    last, first = channel_perm(len(ts["x"].shape))
-    y = tf.nn.local_response_normalization(tf.transpose(ts["x"], last), depth_radius=p["depth_radius"],
-                                           bias=p["bias"], alpha=p["alpha"], beta=p["beta"])
-    return tf.transpose(y, first), None
-
-
-def _ms_grad(fw, ts, p):
-    return fw.lib.ops.LRN(**_ms_args(p))(ts["x"]), None
-
-
-_TF_RANK = (r"must be 4-dimensional",)
-_MS_RANK = (r"rank of input\s+must be equal to 4",)
-
-LRN.grad_spellings = {
-    "torch": Spelling("torch", "F.local_response_norm", _torch_grad),
-    "tensorflow": Spelling("tensorflow", "nn.local_response_normalization", _tf_grad, _TF_RANK),
-    "mindspore": Spelling("mindspore", "ops.LRN", _ms_grad, _MS_RANK),
-}
-
-LRN.spellings = {
-    "torch": (
-        Spelling("torch", "nn.LocalResponseNorm", _torch_module),
-        Spelling("torch", "F.local_response_norm", _torch_functional),
-    ),
-    "tensorflow": (
-        Spelling("tensorflow", "raw_ops.LRN", _tf_raw, _TF_RANK),
-        Spelling("tensorflow", "nn.local_response_normalization", _tf_nn, _TF_RANK),
-    ),
-    "mindspore": (
-        Spelling("mindspore", "nn.LRN", _ms_nn, _MS_RANK),
-        Spelling("mindspore", "ops.LRN", _ms_ops, _MS_RANK),
-    ),
-}

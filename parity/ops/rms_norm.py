@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.ops._norm import (EPS, UNIT_ROUNDOFF, applied, eps, flag, gamma, keras_dtype, keras_variables, show_bool,
-                              sum_to)
-from parity.ops.base import Form, NoExactMapping, Op, Spelling, tidy
+from parity.ops._norm import (EPS, UNIT_ROUNDOFF, applied, eps, flag, fuzz_trailing, gamma, keras_dtype, keras_variables,
+                              show_bool, sum_to)
+from parity.ops.base import Backend, Form, NoExactMapping, Op, Spelling, strategies, tidy
 from parity.ops.layer_norm import check_trailing_shapes, trailing
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
@@ -115,7 +115,30 @@ def rms_norm_vjp(inputs, form: RMSNormForm, upstream) -> dict:
     return out, mag
 
 
-# --- spellings ----------------------------------------------------------------------
+# --- torch: nn.RMSNorm(normalized_shape, eps=None, elementwise_affine=True), F.rms_norm --------
+
+_TORCH_SCHEMA = {
+    "type": "object", "additionalProperties": False, "required": ["normalized_shape"],
+    "properties": {
+        "normalized_shape": _shape_schema(),
+        "eps": {"anyOf": [EPS, {"type": "null"}], "default": None,
+                "x-expected": "a number > 0, or null (torch: the float32 machine epsilon)"},
+        "elementwise_affine": flag(True)},
+}
+
+
+def _torch_to_form(p, shapes, spelling, dtype) -> RMSNormForm:
+    e = torch_default_eps(dtype) if p["eps"] is None else p["eps"]
+    return RMSNormForm(trailing(len(shapes["x"]), len(p["normalized_shape"])), tidy(e),
+                       applied(shapes, p["elementwise_affine"], False)[0])
+
+
+def _torch_from_form(form: RMSNormForm, shapes) -> dict:
+    if form.axes != trailing(len(shapes["x"]), len(form.axes)):
+        raise NoExactMapping("torch normalizes trailing axes only")
+    shape = [shapes["x"][a] for a in form.axes]
+    return {"normalized_shape": shape, "eps": form.eps, "elementwise_affine": form.scale or "weight" not in shapes}
+
 
 def _torch_eps(p):
     return p["eps"]  # None is passed on: torch resolves it
@@ -137,7 +160,36 @@ def _torch_functional(fw, inputs, p):
         return {"y": fw.numpy(y)}
 
 
-def _keras(fw, inputs, p):
+def _torch_grad(fw, ts, p):
+    w = ts.get("weight") if p["elementwise_affine"] else None
+    return fw.lib.nn.functional.rms_norm(ts["x"], p["normalized_shape"], w, _torch_eps(p)), None
+
+
+# --- tensorflow: keras.layers.RMSNormalization(axis=-1, epsilon=1e-6), one weight ("scale") -----
+
+_TENSORFLOW_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"axis": {"anyOf": [{"type": "integer"},
+                                      {"type": "array", "items": {"type": "integer"}, "minItems": 1}],
+                            "default": -1, "x-expected": "an axis or a list of axes"},
+                   "epsilon": eps(1e-6)},
+}
+
+
+def _tensorflow_to_form(p, shapes, spelling, dtype) -> RMSNormForm:
+    rank = len(shapes["x"])
+    axis = p["axis"] if isinstance(p["axis"], list) else [p["axis"]]
+    axes = tuple(sorted({a + rank if a < 0 else a for a in axis}))
+    return RMSNormForm(axes, tidy(p["epsilon"]), applied(shapes, True, False)[0])
+
+
+def _tensorflow_from_form(form: RMSNormForm, shapes) -> dict:
+    if form.scale != applied(shapes, True, False)[0]:
+        raise NoExactMapping("keras RMSNormalization always multiplies by its scale")
+    return {"axis": list(form.axes), "epsilon": form.eps}
+
+
+def _tensorflow_keras(fw, inputs, p):
     x = inputs["x"]
     with fw.scope():
         layer = fw.keras.layers.RMSNormalization(axis=p["axis"], epsilon=p["epsilon"], dtype=keras_dtype(x))
@@ -148,21 +200,53 @@ def _keras(fw, inputs, p):
         return {"y": fw.numpy(layer(xt))}
 
 
-def _ms_gamma(inputs, p, x):
+def _tensorflow_grad(fw, ts, p):
+    x = ts["x"]
+    layer = fw.keras.layers.RMSNormalization(axis=p["axis"], epsilon=p["epsilon"], dtype=x.dtype.name)
+    layer.build(x.shape)
+    sources = keras_variables(fw, ts, [("weight", layer.scale, True)])  # before the call
+    return layer(x), sources
+
+
+# --- mindspore: ops.rms_norm(x, gamma, epsilon=1e-6) over gamma's dims; no CPU kernel in 2.10, ---
+# so the same formula in mindspore ops follows; native params: normalized_shape, epsilon
+
+_MINDSPORE_SCHEMA = {
+    "type": "object", "additionalProperties": False, "required": ["normalized_shape"],
+    "properties": {"normalized_shape": _shape_schema(), "epsilon": eps(1e-6)},
+}
+_COMPOSITE = "composite: x * ops.rsqrt(ops.mean(x*x) + eps) * gamma"
+
+
+def _mindspore_to_form(p, shapes, spelling, dtype) -> RMSNormForm:
+    return RMSNormForm(trailing(len(shapes["x"]), len(p["normalized_shape"])), tidy(p["epsilon"]),
+                       applied(shapes, True, False)[0])
+
+
+def _mindspore_from_form(form: RMSNormForm, shapes) -> dict:
+    if form.axes != trailing(len(shapes["x"]), len(form.axes)):
+        raise NoExactMapping("mindspore normalizes trailing axes only")
+    shape = [shapes["x"][a] for a in form.axes]
+    if form.scale != applied(shapes, True, False)[0]:
+        raise NoExactMapping("mindspore rms_norm always multiplies by gamma")
+    return {"normalized_shape": shape, "epsilon": form.eps}
+
+
+def _mindspore_gamma(inputs, p, x):
     if "weight" in inputs:
         return np.asarray(inputs["weight"])
     return np.ones(p["normalized_shape"], x.dtype)
 
 
-def _ms_rms_norm(fw, inputs, p):
+def _mindspore_rms_norm(fw, inputs, p):
     x = inputs["x"]
     with fw.scope():
-        y = fw.lib.ops.rms_norm(fw.tensor(x), fw.tensor(_ms_gamma(inputs, p, x)), epsilon=p["epsilon"])
+        y = fw.lib.ops.rms_norm(fw.tensor(x), fw.tensor(_mindspore_gamma(inputs, p, x)), epsilon=p["epsilon"])
         y = y[0] if isinstance(y, tuple) else y
         return {"y": fw.numpy(y)}
 
 
-def _ms_formula(fw, x, gamma, p):
+def _mindspore_formula(fw, x, gamma, p):
     """x * rsqrt(mean(x^2 over gamma's dims) + eps) * gamma in mindspore ops (tensors in and out):
     the composite spelling, and the call its gradient goes through."""
     ops = fw.lib.ops
@@ -170,64 +254,39 @@ def _ms_formula(fw, x, gamma, p):
     return x * ops.rsqrt(ops.mean(x * x, axis=axes, keep_dims=True) + p["epsilon"]) * gamma
 
 
-def _ms_composite(fw, inputs, p):
+def _mindspore_composite(fw, inputs, p):
     x = inputs["x"]
     with fw.scope():
-        return {"y": fw.numpy(_ms_formula(fw, fw.tensor(x), fw.tensor(_ms_gamma(inputs, p, x)), p))}
+        return {"y": fw.numpy(_mindspore_formula(fw, fw.tensor(x), fw.tensor(_mindspore_gamma(inputs, p, x)), p))}
+
+
+def _mindspore_grad(fw, ts, p):
+    x = ts["x"]
+    gamma_ = ts["weight"] if "weight" in ts else fw.lib.ops.ones(tuple(p["normalized_shape"]), x.dtype)
+    return _mindspore_formula(fw, x, gamma_, p), None
 
 
 class RMSNorm(Op):
     name = "rms_norm"
     summary = "RMS normalization over the last k dims"
     optional_inputs = ("weight",)
-    params_schema = {
-        "type": "object", "additionalProperties": False, "required": ["normalized_shape"],
-        "properties": {
-            "normalized_shape": _shape_schema(),
-            "eps": {"anyOf": [EPS, {"type": "null"}], "default": None,
-                    "x-expected": "a number > 0, or null (torch: the float32 machine epsilon)"},
-            "elementwise_affine": flag(True)},
+    params_schema = _TORCH_SCHEMA
+    backends = {
+        "torch": Backend(
+            _TORCH_SCHEMA, _torch_to_form, _torch_from_form,
+            spellings=(Spelling("torch", "nn.RMSNorm", _torch_module),
+                       Spelling("torch", "F.rms_norm", _torch_functional)),
+            grad=Spelling("torch", "F.rms_norm", _torch_grad)),
+        "tensorflow": Backend(
+            _TENSORFLOW_SCHEMA, _tensorflow_to_form, _tensorflow_from_form,
+            spellings=(Spelling("tensorflow", "keras.layers.RMSNormalization", _tensorflow_keras),),
+            grad=Spelling("tensorflow", "keras.layers.RMSNormalization", _tensorflow_grad)),
+        "mindspore": Backend(
+            _MINDSPORE_SCHEMA, _mindspore_to_form, _mindspore_from_form,
+            spellings=(Spelling("mindspore", "ops.rms_norm", _mindspore_rms_norm),
+                       Spelling("mindspore", _COMPOSITE, _mindspore_composite)),
+            grad=Spelling("mindspore", _COMPOSITE, _mindspore_grad)),
     }
-    native_schemas = {
-        "torch": params_schema,
-        "tensorflow": {"type": "object", "additionalProperties": False,
-                       "properties": {"axis": {"anyOf": [{"type": "integer"},
-                                                         {"type": "array", "items": {"type": "integer"},
-                                                          "minItems": 1}],
-                                               "default": -1, "x-expected": "an axis or a list of axes"},
-                                      "epsilon": eps(1e-6)}},
-        "mindspore": {"type": "object", "additionalProperties": False, "required": ["normalized_shape"],
-                      "properties": {"normalized_shape": _shape_schema(), "epsilon": eps(1e-6)}},
-    }
-
-    def form_from_native(self, framework, native, shapes=None, spelling=None, dtype="float32"):
-        p = self.with_defaults(self.native_schemas[framework], native)
-        rank = len(shapes["x"])
-        if framework == "torch":
-            e = torch_default_eps(dtype) if p["eps"] is None else p["eps"]
-            return RMSNormForm(trailing(rank, len(p["normalized_shape"])), tidy(e),
-                               applied(shapes, p["elementwise_affine"], False)[0])
-        if framework == "mindspore":
-            return RMSNormForm(trailing(rank, len(p["normalized_shape"])), tidy(p["epsilon"]),
-                               applied(shapes, True, False)[0])
-        axis = p["axis"] if isinstance(p["axis"], list) else [p["axis"]]
-        axes = tuple(sorted({a + rank if a < 0 else a for a in axis}))
-        return RMSNormForm(axes, tidy(p["epsilon"]), applied(shapes, True, False)[0])
-
-    def native_from_form(self, framework, form, shapes=None):
-        rank = len(shapes["x"])
-        if framework == "tensorflow":
-            if form.scale != applied(shapes, True, False)[0]:
-                raise NoExactMapping("keras RMSNormalization always multiplies by its scale")
-            return {"axis": list(form.axes), "epsilon": form.eps}
-        if form.axes != trailing(rank, len(form.axes)):
-            raise NoExactMapping(f"{framework} normalizes trailing axes only")
-        shape = [shapes["x"][a] for a in form.axes]
-        if framework == "mindspore":
-            if form.scale != applied(shapes, True, False)[0]:
-                raise NoExactMapping("mindspore rms_norm always multiplies by gamma")
-            return {"normalized_shape": shape, "epsilon": form.eps}
-        return {"normalized_shape": shape, "eps": form.eps, "elementwise_affine": form.scale or "weight" not in shapes}
 
     def check_shapes(self, shapes, params):
         x = shapes.get("x")
@@ -239,50 +298,14 @@ class RMSNorm(Op):
                                                      f"{list(x[max(len(x) - len(ns), 0):])}, got {ns}")]
         return check_trailing_shapes(self.name, shapes, len(ns), ("weight",))
 
-    def reference(self, inputs, form):
-        return rms_norm_outputs(inputs, form)[0]
-
-    def rounding_bound(self, inputs, form, dtype):
-        return rms_norm_outputs(inputs, form, dtype)[1]
-
     def reference_and_bound(self, inputs, form, dtype):
         return rms_norm_outputs(inputs, form, dtype)
 
     def reference_vjp(self, inputs, form, upstream):
         return rms_norm_vjp(inputs, form, upstream)
 
-    spellings = {
-        "torch": (Spelling("torch", "nn.RMSNorm", _torch_module),
-                  Spelling("torch", "F.rms_norm", _torch_functional)),
-        "tensorflow": (Spelling("tensorflow", "keras.layers.RMSNormalization", _keras),),
-        "mindspore": (Spelling("mindspore", "ops.rms_norm", _ms_rms_norm),
-                      Spelling("mindspore", "composite: x * ops.rsqrt(ops.mean(x*x) + eps) * gamma", _ms_composite)),
-    }
-
-
-# --- gradients: differentiable calls on framework tensors -----------------------------------
-
-def _torch_grad(fw, ts, p):
-    w = ts.get("weight") if p["elementwise_affine"] else None
-    return fw.lib.nn.functional.rms_norm(ts["x"], p["normalized_shape"], w, _torch_eps(p)), None
-
-
-def _keras_grad(fw, ts, p):
-    x = ts["x"]
-    layer = fw.keras.layers.RMSNormalization(axis=p["axis"], epsilon=p["epsilon"], dtype=x.dtype.name)
-    layer.build(x.shape)
-    sources = keras_variables(fw, ts, [("weight", layer.scale, True)])  # before the call
-    return layer(x), sources
-
-
-def _ms_grad(fw, ts, p):
-    x = ts["x"]
-    gamma_ = ts["weight"] if "weight" in ts else fw.lib.ops.ones(tuple(p["normalized_shape"]), x.dtype)
-    return _ms_formula(fw, x, gamma_, p), None
-
-
-RMSNorm.grad_spellings = {
-    "torch": Spelling("torch", "F.rms_norm", _torch_grad),
-    "tensorflow": Spelling("tensorflow", "keras.layers.RMSNormalization", _keras_grad),
-    "mindspore": Spelling("mindspore", "composite: x * ops.rsqrt(ops.mean(x*x) + eps) * gamma", _ms_grad),
-}
+    def fuzz(self, draw):
+        st = strategies()
+        shape, normalized = fuzz_trailing(draw)
+        return shape, {"normalized_shape": normalized, "eps": draw(st.sampled_from([1e-6, 1e-5, 1e-3])),
+                       "elementwise_affine": True}, ("weight",)

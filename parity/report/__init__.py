@@ -29,11 +29,22 @@ class CaseReport:
     results: list[Result]
     refs: list[Result]
     rows: list[Comparison]
-    inputs: dict = field(default_factory=dict)
+    inputs: dict = field(default_factory=dict)  # a summary of each input (shape, dtype, range, sha256)
+    #: the input arrays, when the report keeps them (parity.run(keep_outputs=True), parity.load)
+    arrays: dict | None = None
+
+
+#: the columns of Report.to_pandas (and of parity.csv) that hold integers, floats and booleans
+_INT_COLUMNS = ("mismatches", "elements", "nonfinite_mismatches")
+_BOOL_COLUMNS = ("ok", "declared")
 
 
 @dataclass
 class Report:
+    """What a run (parity.run) or a results store (parity.load) gave: every comparison with
+    its verdict, every run with its environment. ``to_pandas`` is the table a user analyses;
+    the report files (``write``) are views of it."""
+
     cases: list[CaseReport]
     started: str
     seconds: float
@@ -41,10 +52,133 @@ class Report:
     host: dict
     interrupted: bool = False  # the results are incomplete: a run stopped before every case ran
     stopped: bool = False  # this process was stopped by Ctrl-C or SIGTERM (exit status 130)
+    #: the results store the runs were written to, for outputs() to read arrays back from
+    results_dir: Path | None = None
+    #: a report of stored results (parity.load): the store's manifest (created, command, cases, ...)
+    manifest: dict | None = field(default=None, repr=False)
 
     @property
     def rows(self) -> list[Comparison]:
         return [row for c in self.cases for row in c.rows]
+
+    # --- tables -------------------------------------------------------------------------
+    def to_pandas(self):
+        """One row per comparison, with the columns of parity.csv (case, op, comparison, kind,
+        a, b, output, dtype, device_a/b, host_a/b, verdict, ok, declared, the metrics, cause,
+        bound_ratio, semantic, message, notes, known_reason, ...): numbers as numbers (missing
+        ones are NA), the verdict and cause as categories."""
+        import pandas as pd
+
+        from parity.report.csv import COLUMNS
+        from parity.verdicts import VERDICTS
+
+        df = pd.DataFrame.from_records([record(r) for r in self.rows], columns=list(COLUMNS))
+        for col in _INT_COLUMNS:
+            df[col] = df[col].astype("Int64")
+        for col in _BOOL_COLUMNS:
+            df[col] = df[col].astype("boolean")
+        for col in ("max_abs", "max_rel", "mean_abs", "max_ulp", "mismatch_fraction", "min_atol", "atol", "rtol",
+                    "worst_a", "worst_b", "bound_ratio", "semantic_max_abs"):
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+        df["verdict"] = pd.Categorical(df["verdict"], categories=list(VERDICTS))
+        return df
+
+    def summary(self, by=("op", "a")):
+        """Verdict counts grouped by columns of ``to_pandas`` (default: op and side; e.g.
+        ``("op", "dtype")``), worst verdicts first, with a total."""
+        from parity.verdicts import SEVERITY
+
+        df = self.to_pandas()
+        by = [by] if isinstance(by, str) else list(by)
+        table = df.groupby(by, observed=True)["verdict"].value_counts().unstack(fill_value=0)
+        table = table[[v for v in SEVERITY if v in table.columns and table[v].sum()]]
+        table["total"] = table.sum(axis=1)
+        return table
+
+    def matrix(self, case: str, output: str | None = None, value: str = "max_abs"):
+        """Side x side table of one case (frameworks, then the reference, golden values and
+        baseline as columns): ``value`` is a column of ``to_pandas`` ("max_abs", "verdict",
+        "max_ulp", ...) of the comparison of the two sides, for one ``output`` (default: the
+        op's first). The worst verdict of a cell when ``value`` is "verdict"."""
+        import pandas as pd
+
+        from parity.sides import EXTRA
+        from parity.verdicts import SEVERITY
+
+        c = self.case(case)
+        output = output or c.case.op.outputs[0]
+        df = self.to_pandas()
+        df = df[(df["case"] == c.case.name) & (df["output"].isin([output, "*"]))]
+        both = pd.concat([df, df.rename(columns={"a": "b", "b": "a"})], ignore_index=True)
+        sides = [s for s in dict.fromkeys(list(df["a"]) + list(df["b"])) if s not in EXTRA]
+        cols = sides + [s for s in EXTRA if s in set(df["a"]) | set(df["b"])]
+        if value == "verdict":
+            rank = both.assign(rank=both["verdict"].astype(str).map(SEVERITY.index))
+            cell = rank.groupby(["a", "b"])["rank"].min().map(lambda i: SEVERITY[i])
+        else:
+            cell = both.groupby(["a", "b"])[value].max()
+        return cell.unstack().reindex(index=sides, columns=cols)
+
+    # --- arrays -------------------------------------------------------------------------
+    def case(self, name: str) -> CaseReport:
+        for c in self.cases:
+            if c.case.name == name:
+                return c
+        raise KeyError(f"no case {name!r} in this report; it has: {', '.join(c.case.name for c in self.cases)}")
+
+    def inputs(self, case: str) -> dict:
+        """The input arrays of a case (from memory, or from the results store)."""
+        c = self.case(case)
+        if c.arrays is None:
+            c.arrays = dict(self._stored(c).inputs)
+        return c.arrays
+
+    def outputs(self, case: str, side: str) -> dict:
+        """The output arrays of one side of a case (``"torch"``, ``"tensorflow[tf220]"``, a side
+        label as the comparisons name it): from memory, or read back from the results store."""
+        c = self.case(case)
+        labels = {label: r for r, label in _side_labels(c)}
+        if side not in labels:
+            raise KeyError(f"{c.case.name}: no side {side!r}; it has: {', '.join(labels)}")
+        r = labels[side]
+        if not r.outputs and r.status == "OK":
+            sc = self._stored(c)
+            key = (r.framework, r.device, r.dtype, r.variant, (r.host or {}).get("id"))
+            for stored in sc.results:
+                if (stored.framework, stored.device, stored.dtype, stored.variant,
+                        (stored.host or {}).get("id")) == key:
+                    return dict(stored.outputs)
+        return dict(r.outputs)
+
+    def reference(self, case: str, side: str | None = None) -> dict:
+        """The float64 reference outputs of a case's own form, or (``side``) of the form of
+        that side's call; computed again from the inputs when the report did not keep them."""
+        from parity import runner
+
+        c = self.case(case)
+        form = c.case.form() if side is None else {label: r for r, label in _side_labels(c)}[side].form
+        for ref in c.refs:
+            if ref.form == form and ref.outputs:
+                return dict(ref.outputs)
+        inputs = self.inputs(case)
+        digest = next((r.inputs_sha256 for r in c.results + c.refs if r.inputs_sha256), None)
+        ref = runner.reference_results(c.case, [form], inputs, digest)
+        return dict(next(r for r in ref if r.form == form).outputs)
+
+    def _stored(self, c: CaseReport):
+        from parity import store
+
+        if self.results_dir is None:
+            raise LookupError(f"{c.case.name}: this report keeps no arrays and has no results store to read them "
+                              f"from (run with keep_outputs=True or results=DIR)")
+        cache = self.__dict__.setdefault("_store_cache", {})
+        if "store" not in cache:
+            cache["store"] = store.load(self.results_dir)
+        return cache["store"].cases[c.case.name]
+
+    def write(self, report_dir, formats=None) -> list[Path]:
+        """Write the report files (HTML, CSV, JSON, JUnit XML, Markdown) into ``report_dir``."""
+        return write_all(self, Path(report_dir), formats or FORMATS)
 
     @property
     def exit_code(self) -> int:
@@ -75,6 +209,14 @@ class Report:
                 if r.version and r.framework not in out:
                     out[r.framework] = r.version
         return out
+
+
+def _side_labels(c: CaseReport):
+    """(result, its side label as the case's comparisons name it) for the runs of a case."""
+    from parity.compare import host_labels
+
+    hosts = host_labels(c.results)
+    return [(r, side_label(r.framework, r.device, r.variant, hosts.get(id(r)))) for r in c.results]
 
 
 def host_info() -> dict:

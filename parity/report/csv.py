@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
-from parity.report import Report, record
+from parity.report import Report
 from parity.report.escape import csv_cell
 
 #: the columns, in order: the keys of ``record`` (tests/test_report_escaping.py checks they
@@ -20,21 +17,18 @@ COLUMNS = (
 
 
 def render(report: Report) -> str:
-    """The CSV text: a header line (also when there is no comparison, as after an early
-    interrupt), then one line per comparison. Text cells are escaped against formula
-    injection (escape.csv_cell); numbers are written as numbers."""
-    rows = [record(r) for r in report.rows]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]) if rows else list(COLUMNS), lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: _cell(v) for k, v in row.items()})
-    return buf.getvalue()
+    """The CSV text: Report.to_pandas() written by pandas, a header line (also when there is
+    no comparison, as after an early interrupt), then one line per comparison. Text cells are
+    escaped against formula injection (escape.csv_cell); numbers are written as numbers (an
+    empty cell: none, or NaN, as null in parity.json)."""
+    df = report.to_pandas()
+    for col in df.columns:
+        if df[col].dtype == object or str(df[col].dtype) in ("str", "string"):
+            df[col] = df[col].map(_cell, na_action="ignore")
+    return df.to_csv(index=False, lineterminator="\n")
 
 
 def _cell(value):
-    if isinstance(value, float):
-        return repr(value)  # a number: never prefixed, even when negative
     if isinstance(value, (list, tuple)):
         return csv_cell(" ".join(map(str, value)))
     return csv_cell(value)

@@ -1,0 +1,239 @@
+"""parity's Python API: build or load cases, run them, rebuild reports from stored results.
+
+    import numpy as np, parity
+
+    x = np.random.default_rng(0).standard_normal((2, 8, 5, 5)).astype(np.float32)
+    case = parity.case(op="lrn", params={"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0},
+                       inputs={"x": x}, name="my/lrn")
+    report = parity.run([case], frameworks=["torch", "tensorflow"])
+    df = report.to_pandas()                    # one row per comparison: the columns of parity.csv
+    report.exit_code                           # 0, 1; 130 when interrupted
+    report.outputs("my/lrn", "torch")["y"]     # each side's arrays, and the reference:
+    report.reference("my/lrn")["y"]
+    report.write("reports/")                   # HTML, CSV, JSON, JUnit XML, Markdown
+
+As in Polygraphy's comparator (``Comparator.run -> RunResults -> compare_accuracy``),
+running, storing and judging are separate steps, each usable alone: ``run`` runs and judges
+(and stores, with ``results=``); ``load`` rebuilds a Report from a store without running a
+framework, judged under the stored case copies or, with ``cases=``, under today's case
+files. Every front end (the command line, ``parity explain``, ``parity fuzz``, the pytest
+plugin, ``parity new-case``) goes through these calls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+from parity import cases as cases_
+from parity import compare, frameworks, host, runner, store
+from parity.cases import Case
+from parity.errors import InputError
+from parity.report import CaseReport, Report
+
+__all__ = ["case", "load", "load_cases", "run"]
+
+
+def case(op: str, *, inputs: dict, params: dict | None = None, native: dict | None = None, name: str | None = None,
+         base: Path | None = None, **fields) -> Case:
+    """A validated case built in code, with the same checks and errors as a case file.
+
+    ``inputs`` maps each input to a NumPy array (used as given; its dtype one of float16,
+    bfloat16, float32, float64) or to a spec as in a file (``{"shape": [2, 8, 5, 5], "dtype":
+    "float32", "init": "normal", "seed": 0}``, ``{"values": [...], "dtype": ...}``, ``{"file":
+    "x.npy"}`` relative to ``base``). Every other key of a case file may be given:
+    ``frameworks``, ``devices``, ``spelling``, ``tolerance``, ``expected``, ``known``,
+    ``dtypes``, ``grad``, ``timeout``, ``description``, ``source``. Without ``name`` the case is
+    named after its op and a hash of its contents. Raises parity.errors.CaseErrors."""
+    data = {"op": op, "inputs": inputs, **{k: v for k, v in fields.items() if v is not None}}
+    if params is not None:
+        data["params"] = params
+    if native is not None:
+        data["native"] = native
+    if name is not None:
+        data["name"] = name
+    return cases_.from_mapping(data, base)
+
+
+def load_cases(paths) -> list[Case]:
+    """The cases of case files and directories (searched for *.yaml), dtype sweeps expanded.
+    Raises parity.errors.CaseErrors listing every problem."""
+    return cases_.load_tree([Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)])
+
+
+def _cases(cases_or_paths) -> list[Case]:
+    items = [cases_or_paths] if isinstance(cases_or_paths, (str, Path, Case)) else list(cases_or_paths)
+    out: list[Case] = []
+    files = [Path(x) for x in items if not isinstance(x, Case)]
+    if files:
+        out += cases_.load_tree(files)
+    for c in items:
+        if isinstance(c, Case):
+            out += cases_.expand_dtypes(c)
+    seen: dict[str, Case] = {}
+    for c in out:
+        if c.name in seen and seen[c.name] is not c:
+            raise InputError(f"two cases are named {c.name!r} ({seen[c.name].path}, {c.path})")
+        seen[c.name] = c
+    return out
+
+
+def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[str] | None = None,
+        results: Path | None = None, baseline: str | None = None, baselines: Path = Path("baselines"),
+        timeout: float = runner.DEFAULT_TIMEOUT, python: dict | None = None, env: dict | None = None,
+        keep_outputs: bool | None = None, pool: runner.WorkerPool | None = None, on_result=None,
+        on_start=None, log_dir: Path | None = None, command: str | None = None) -> Report:
+    """Run cases (Case objects, case files or directories) in every framework they ask for
+    (or ``frameworks``), on their devices (or ``devices``), against the float64 reference, and
+    judge every comparison. Returns a Report.
+
+    ``results``: also write a results store there (whole or not at all, parity.store).
+    ``baseline``: also compare each run with its own output in that baseline.
+    ``python``: {"torch": PYTHON} runs a framework from another interpreter, {"torch:LABEL":
+    PYTHON} a second time from it; ``env``: {"mindspore:LABEL": {"ONEDNN_MAX_CPU_ISA":
+    "AVX2"}} a second time with environment variables set. ``keep_outputs``: keep every
+    array in the Report (default: when no results store is written; otherwise outputs() reads
+    them back from the store). ``pool``: workers to reuse across calls (runner.WorkerPool;
+    close it when done). ``on_start(runs)`` is called with the planned runs before the first
+    starts, ``on_result(result)`` as each finishes.
+
+    Ctrl-C (KeyboardInterrupt) stops the run: the Report holds the cases finished so far,
+    with ``interrupted`` and ``stopped`` set (exit_code 130), and the store is written with
+    them. Any other failure leaves an existing store in place (parity.store.Writer.abandon)."""
+    from parity import fsutil
+
+    cases = _cases(cases_or_paths)
+    _check_names(frameworks, devices)
+    runs = runner.plan(cases, frameworks, devices, python, env)
+    if on_start:
+        on_start(runs)
+    old = store.load(store.baseline_path(baselines, baseline)) if baseline else None
+    keep = results is None if keep_outputs is None else keep_outputs
+    command = command or f"parity.run({len(cases)} cases)"
+    writer = store.Writer(results, command, host.fingerprint()) if results is not None else None
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    t0 = time.perf_counter()
+    done: list[CaseReport] = []
+
+    def on_case_done(c, res, refs, summary, arrays):
+        prior = old.cases[c.name].results if old and c.name in old.cases else ([] if old else None)
+        rows = compare.evaluate(c, res, refs, baseline=prior, baseline_name=baseline or "")
+        if writer:
+            writer.add(c, res, arrays, next((r.inputs_sha256 for r in res + refs if r.inputs_sha256), None))
+        if not keep:
+            for r in res + refs:
+                r.outputs = {}  # the store has them: the parent's memory stays bounded by the largest case
+        done.append(CaseReport(c, res, refs, rows, summary, dict(arrays) if keep else None))
+
+    interrupted = False
+    try:
+        runner.execute(cases, runs, timeout=timeout, on_result=on_result, on_case_done=on_case_done,
+                       log_dir=log_dir, pool=pool)
+    except KeyboardInterrupt:
+        interrupted = True
+    except BaseException:
+        if writer:
+            with fsutil.deferred_signals():
+                writer.abandon()
+        raise
+    if writer:
+        with fsutil.deferred_signals():
+            writer.close(interrupted)
+    order = {c.name: i for i, c in enumerate(cases)}
+    done.sort(key=lambda c: order[c.case.name])
+    return Report(done, started, time.perf_counter() - t0, command, host.fingerprint(), interrupted,
+                  stopped=interrupted, results_dir=Path(results) if results is not None else None)
+
+
+def _check_names(fws, devices) -> None:
+    bad = [f for f in fws or [] if f not in frameworks.NAMES]
+    if bad:
+        raise InputError(f"frameworks: unknown {', '.join(bad)}; expected some of {', '.join(frameworks.NAMES)}")
+    bad = [d for d in devices or [] if d not in frameworks.DEVICES]
+    if bad:
+        raise InputError(f"devices: unknown {', '.join(bad)}; expected {', '.join(frameworks.DEVICES)}")
+
+
+def load(results, cases=None, *, baseline: str | None = None, baselines: Path = Path("baselines"),
+         quiet: bool = False) -> Report:
+    """A Report from one or more results stores (read as one: several hosts, shards, a CPU
+    and a GPU machine), running no framework. The references and comparisons are computed
+    again from the stored inputs and outputs.
+
+    ``cases``: judge the stored outputs under these case files (a directory, files, or Case
+    objects) instead of the copies stored with them: their ``known:``, tolerances and golden
+    values; each ``when:`` is judged against the host, versions and device that made the
+    stored run. A stored run whose call the case no longer makes is an ERROR that says so;
+    the cases on one side only are named on stderr (unless ``quiet``)."""
+    roots = [Path(results)] if isinstance(results, (str, Path)) else [Path(r) for r in results]
+    src = store.load_many(roots)
+    if cases is not None:
+        rejudge(src, cases, quiet=quiet)
+    prior = store.load(store.baseline_path(baselines, baseline)) if baseline else None
+    t0 = time.perf_counter()
+    done = []
+    for sc in src.cases.values():
+        refs = runner.reference_results(sc.case, [r.form for r in sc.results], sc.inputs, sc.digest)
+        old = prior.cases[sc.case.name].results if prior and sc.case.name in prior.cases else \
+            ([] if prior else None)
+        rows = compare.evaluate(sc.case, sc.results, refs, baseline=old, baseline_name=baseline or "")
+        from parity import inputs
+
+        done.append(CaseReport(sc.case, sc.results, refs, rows, inputs.summarize(sc.inputs), dict(sc.inputs)))
+    command = f"parity report {' '.join(map(str, roots))} (results of: {src.manifest.get('command', '?')})"
+    if cases is not None:
+        command += f" --cases {cases if isinstance(cases, (str, Path)) else '...'}"
+    return Report(done, str(src.manifest.get("created", "")), time.perf_counter() - t0, command,
+                  src.manifest.get("host") or host.fingerprint(), bool(src.manifest.get("interrupted")),
+                  results_dir=roots[0] if len(roots) == 1 else None, manifest=src.manifest)
+
+
+def rejudge(src: store.Store, cases, quiet: bool = False) -> None:
+    """Put today's cases in place of the stored copies, in ``src`` (a loaded store): same
+    names, same inputs (checked by their SHA-256), and each stored run kept only where the
+    case still asks for the call it made; a run of another call becomes an ERROR that says
+    so. Stored cases that ``cases`` no longer has are left out."""
+    from parity import inputs, protocol
+    from parity.ops.base import NoExactMapping
+    from parity.report.escape import terminal
+
+    today = {c.name: c for c in _cases(cases)}
+    label = cases if isinstance(cases, (str, Path)) else "the cases given"
+    gone = [name for name in src.cases if name not in today]
+    for name in gone:
+        del src.cases[name]
+    missing = [name for name in today if name not in src.cases]
+    if not quiet and gone:
+        print(terminal(f"note: {len(gone)} stored case(s) are not in {label} and are left out: {', '.join(gone[:5])}"
+                       + (" ..." if len(gone) > 5 else "")), file=sys.stderr)
+    if not quiet and missing:
+        print(terminal(f"note: {len(missing)} case(s) of {label} are not in the store and are not judged: "
+                       f"{', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "")), file=sys.stderr)
+    for name, sc in src.cases.items():
+        c = today[name]
+        arrays = {k: spec.materialize() for k, spec in c.inputs.items()}
+        if c.grad:
+            arrays[protocol.UPSTREAM] = c.upstream()
+        changed = sc.digest is not None and inputs.digest(arrays) != sc.digest
+        sc.case = c
+        for r in sc.results:
+            r.case = c
+            why = "the case's inputs changed since this store was made" if changed else None
+            if why is None:
+                try:
+                    native, forms = runner._native_and_forms(c, r.framework, c.spelling.get(r.framework))
+                except NoExactMapping as exc:
+                    native, forms = None, {}
+                    if r.native is not None:
+                        why = f"the case now has no exact {r.framework} call ({exc})"
+                if why is None and native != r.native:
+                    why = f"the case now asks {r.framework} for {native}, the stored run made {r.native}"
+                if why is None and r.native is not None:
+                    spelling = r.spelling or next(iter(forms))
+                    r.form = forms.get(spelling) or c.op.form_from_native(r.framework, r.native, c.shapes, spelling,
+                                                                          c.dtype)
+            if why is not None:
+                r.status, r.outputs = runner.ERROR, {}
+                r.message = f"stored run not judged: {why}; run the case again"

@@ -1,0 +1,164 @@
+"""The Python API (parity.case / load_cases / run / load, Report) and the one pipeline behind
+every front end: the command line's verdicts are the API's. Real frameworks throughout."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import pandas as pd
+import pytest
+
+import parity
+from parity.errors import CaseErrors
+from parity.report.csv import COLUMNS
+
+from conftest import ROOT, run_cli, write_case
+
+LRN = ROOT / "cases" / "lrn"
+
+
+def _x(shape=(2, 8, 5, 5), seed=0, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+@pytest.fixture(scope="module")
+def ran():
+    case = parity.case(op="lrn", params={"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}, inputs={"x": _x()},
+                       name="api/lrn")
+    return case, parity.run([case], frameworks=["torch", "tensorflow", "mindspore"])
+
+
+def test_a_case_built_in_code_runs_everywhere_and_its_report_is_a_dataframe(ran):
+    case, report = ran
+    assert report.exit_code == 0 and not report.interrupted
+    df = report.to_pandas()
+    assert list(df.columns) == list(COLUMNS)
+    assert set(df["comparison"]) == {"torch vs reference", "tensorflow vs reference", "mindspore vs reference",
+                                     "torch vs tensorflow", "torch vs mindspore", "tensorflow vs mindspore"}
+    assert (df["verdict"] == "PASS").all() and df["max_abs"].dtype == np.float64
+    assert str(df["mismatches"].dtype) == "Int64" and isinstance(df["verdict"].dtype, pd.CategoricalDtype)
+    # the arrays: each side's, and the float64 reference (computed here, the case's form)
+    y = report.outputs("api/lrn", "torch")["y"]
+    ref = report.reference("api/lrn")["y"]
+    assert y.dtype == np.float32 and ref.dtype == np.float64 and y.shape == (2, 8, 5, 5)
+    row = df[df["comparison"] == "torch vs reference"].iloc[0]
+    assert np.max(np.abs(y.astype(np.float64) - ref)) == row["max_abs"]
+    tf = report.outputs("api/lrn", "tensorflow")["y"]
+    assert np.max(np.abs(y.astype(np.float64) - tf)) == df[df["comparison"] == "torch vs tensorflow"].iloc[0]["max_abs"]
+    # the input given is the input used, bit for bit
+    assert np.array_equal(report.inputs("api/lrn")["x"], _x())
+
+
+def test_summary_and_matrix_are_pandas_tables(ran):
+    _, report = ran
+    summary = report.summary(by=("op", "dtype"))
+    assert summary.loc[("lrn", "float32"), "PASS"] == 6 and summary.loc[("lrn", "float32"), "total"] == 6
+    m = report.matrix("api/lrn")
+    assert list(m.index) == ["torch", "tensorflow", "mindspore"]
+    assert list(m.columns) == ["torch", "tensorflow", "mindspore", "reference"]
+    df = report.to_pandas()
+    pair = df[df["comparison"] == "tensorflow vs mindspore"].iloc[0]["max_abs"]
+    assert m.loc["tensorflow", "mindspore"] == m.loc["mindspore", "tensorflow"] == pair
+    assert np.isnan(m.loc["torch", "torch"])
+    assert (report.matrix("api/lrn", value="verdict").loc["torch", "reference"]) == "PASS"
+
+
+def test_case_in_code_is_validated_like_a_file(tmp_path):
+    path = write_case(tmp_path, "bad", """
+        name: bad
+        op: lrn
+        params: {size: 3}
+        inputs: {x: {shape: [1, 3, 2, 2], dtype: float64, seed: -1}}
+        frameworks: [torch, jax]
+        timeout: -1
+        colour: blue
+    """)
+    with pytest.raises(CaseErrors) as from_file:
+        parity.load_cases([path])
+    with pytest.raises(CaseErrors) as in_code:
+        parity.case(op="lrn", name="bad", params={"size": 3}, colour="blue", timeout=-1,
+                    inputs={"x": {"shape": [1, 3, 2, 2], "dtype": "float64", "seed": -1}}, frameworks=["torch", "jax"])
+
+    def fields(exc):
+        return sorted((e.field, e.message) for e in exc.value.errors)
+
+    assert fields(in_code) == fields(from_file) and len(fields(in_code)) >= 3, fields(in_code)
+    assert all(e.line is None for e in in_code.value.errors)
+    assert str(in_code.value.errors[0]).startswith(str(Path.cwd() / "<parity.case>") + ": ")
+    with pytest.raises(CaseErrors, match="inputs.x.dtype: must be one of"):
+        parity.case(op="lrn", params={"size": 3}, inputs={"x": _x().astype(np.int32)})
+
+
+def test_run_with_a_store_reads_arrays_back_and_load_rebuilds_the_same_report(tmp_path):
+    bf16 = _x((1, 4, 3, 3), seed=3).astype(ml_dtypes.bfloat16)
+    cases = [parity.case(op="lrn", params={"size": 3}, inputs={"x": _x((1, 4, 3, 3))}, name="api/stored"),
+             parity.case(op="lrn", params={"size": 3}, inputs={"x": bf16}, name="api/bf16", frameworks=["tensorflow"]),
+             *parity.load_cases([LRN / "mindspore-doc-example.yaml"])]
+    report = parity.run(cases, frameworks=["torch", "tensorflow"], results=tmp_path / "res")
+    assert report.results_dir == tmp_path / "res"
+    # not kept in memory: read back from the store
+    assert report.cases[0].results[0].outputs == {}
+    assert report.outputs("api/stored", "torch")["y"].shape == (1, 4, 3, 3)
+    # the store holds the in-code cases as YAML copies with their arrays; it loads on its own
+    again = parity.load(tmp_path / "res")
+    cols = ["case", "comparison", "output", "verdict", "max_abs"]
+    key = lambda df: df[cols].sort_values(cols[:3]).reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(key(again.to_pandas()), key(report.to_pandas()))
+    assert np.array_equal(again.inputs("api/bf16")["x"].astype(np.float32), bf16.astype(np.float32))
+    assert again.inputs("api/bf16")["x"].dtype == bf16.dtype
+    # and the command line reads the same store
+    r = run_cli("report", tmp_path / "res", report_dir=tmp_path / "r")
+    assert r.code == 0, r.stderr
+    assert sorted((x["case"], x["comparison"], x["output"], x["verdict"]) for x in r.json["comparisons"]) == \
+        sorted(map(tuple, again.to_pandas()[cols[:4]].astype(str).values.tolist()))
+
+
+def test_the_command_line_is_a_front_end_of_the_api(tmp_path):
+    """parity run and parity.run give the same verdicts and numbers for the same cases."""
+    files = [LRN / "mindspore-doc-example.yaml", LRN / "even-size.yaml", ROOT / "cases" / "batch_norm" / "large-mean.yaml"]
+    cli = run_cli("run", *files, report_dir=tmp_path / "cli")
+    api = parity.run(files)
+    assert cli.code == api.exit_code == 0
+    cols = ["case", "comparison", "output", "verdict", "max_abs"]
+    from_cli = sorted((x["case"], x["comparison"], x["output"], x["verdict"], x["max_abs"]) for x in cli.json["comparisons"])
+    from_api = sorted(tuple(r) for r in api.to_pandas()[cols].astype(object).where(
+        api.to_pandas()[cols].notna(), None).values.tolist())
+    assert from_cli == from_api
+    # and the CSV the command line wrote is Report.to_pandas() as CSV
+    csv = pd.read_csv(tmp_path / "cli" / "parity.csv")
+    assert list(csv.columns) == list(COLUMNS) and len(csv) == len(api.rows)
+
+
+def test_load_under_todays_cases_is_parity_report_cases(tmp_path):
+    amd = ROOT / "tests" / "data" / "hosts" / "amd-epyc-avx2" / "results"
+    report = parity.load(amd, cases=ROOT / "cases", quiet=True)
+    assert report.exit_code == 0 and report.manifest["host"]["cpu"] == "AMD EPYC"
+    row = report.to_pandas().query("case == 'batch_norm/large-mean' and comparison == 'tensorflow vs reference' "
+                                   "and output == 'y'").iloc[0]
+    assert row["verdict"] == "KNOWN_GAP" and row["max_abs"] == pytest.approx(0.0106467, rel=1e-5)
+
+
+def test_readme_python_example_runs_as_written(tmp_path):
+    """The README's notebook example, executed as it stands (cases/ from this repository)."""
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Python API.*?```python\n(.*?)```", text, re.S).group(1)
+    (tmp_path / "cases").symlink_to(ROOT / "cases")
+    script = block + "\nimport json\nprint(json.dumps({'exit': report.exit_code, 'again': again.exit_code, " \
+                     "'rows': df[['comparison', 'output', 'max_abs', 'max_ulp', 'verdict']].astype(str).values.tolist()}))\n"
+    p = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out["exit"] == 0 and out["again"] == 0
+    # the table the README shows is the table it computes
+    shown = re.findall(r"^# \d+\s+(.+?)\s+(y)\s+(\S+)\s+(\S+)\s+(\w+)$", block, re.M)
+    assert len(shown) == 3
+    for (comparison, output, max_abs, ulp, verdict), row in zip(shown, out["rows"]):
+        assert [comparison.strip(), output, verdict] == [row[0], row[1], row[4]]
+        assert float(max_abs) == pytest.approx(float(row[2]), rel=1e-6) and float(ulp) == float(row[3])
+    assert (tmp_path / "reports" / "parity.html").is_file() and (tmp_path / "my-results" / "manifest.json").is_file()
