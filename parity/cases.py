@@ -613,6 +613,8 @@ def _build(doc: yamlio.Document, root: Path, errors: list) -> Case | None:
         if k is not None:
             known.append(k)
 
+    if not errors:
+        errors += _unused_inputs(doc, op, params, native, specs)
     if errors:
         return None
     tol = data.get("tolerance") or {}
@@ -776,6 +778,30 @@ def _surrogate_errors(doc: yamlio.Document, data) -> list[CaseError]:
         elif isinstance(v, list) and len(v) < 10000:
             stack += [(path + (i,), x) for i, x in enumerate(v) if isinstance(x, (str, dict, list))]
     return sorted(out, key=lambda e: e.line or 0)
+
+
+def _unused_inputs(doc, op, params: dict, native: dict, specs: dict) -> list[CaseError]:
+    """An optional input (weight, bias) that no side of the case uses is refused: neither the
+    case's own call (the reference, and every framework mapped to it) nor a framework's
+    ``native:`` call applies it, so it would be silently ignored everywhere."""
+    optional = [k for k in op.optional_inputs if k in specs]
+    if not optional:
+        return []
+    shapes = {k: s.shape for k, s in specs.items()}
+    dtype = specs[op.inputs[0]].dtype if op.inputs[0] in specs else "float32"
+    forms = []
+    try:
+        forms.append(op.form(params, shapes, dtype))
+        for fw, nat in native.items():
+            forms.append(op.form_from_native(fw, op.with_defaults(op.native_schemas[fw], nat), shapes, None, dtype))
+    except Exception:  # noqa: BLE001 - a form that cannot be built is reported by the run, not here
+        return []
+    out = []
+    for name in optional:
+        if not any(op.uses(f, name) for f in forms):
+            out.append(doc.error(("inputs", name), f"no side uses it: {op.unused_input_hint(name, params)}",
+                                 key=True))
+    return out
 
 
 def _npy_message(problem: str) -> str:

@@ -293,6 +293,26 @@ class Op:
         """Problems with the input shapes for this op: [(path in the case, message)]."""
         return []
 
+    #: optional inputs a form may leave unused, by the form's field that says it uses them
+    uses_fields: ClassVar[dict[str, str]] = {"weight": "scale", "bias": "shift"}
+
+    def uses(self, form: Form, name: str) -> bool:
+        """Whether a call of ``form`` uses input ``name`` (a norm with affine off ignores the
+        weight and bias it is given)."""
+        attr = self.uses_fields.get(name)
+        return attr is None or not hasattr(form, attr) or bool(getattr(form, attr))
+
+    def unused_input_hint(self, name: str, params: dict) -> str:
+        """What to do about an input no side uses (cases.py refuses the case with it): the
+        switch that applies it, as the case's params spell it."""
+        props = self.params_schema.get("properties", {})
+        switches = [k for k in ("affine", "elementwise_affine", name) if props.get(k, {}).get("type") == "boolean"]
+        now = ", ".join(f"{k}: {str(self.with_defaults(self.params_schema, params).get(k)).lower()}" for k in switches)
+        fix = " or ".join(f"params.{k}: true" for k in switches) or "the parameter that applies it"
+        return (f"{self.name} with {now or 'these parameters'} ignores {name} in every framework the case runs "
+                f"(torch's functional call, which the input names follow, would apply it); set {fix} to apply "
+                f"it, or leave it out (`parity list --ops {self.name}`)")
+
     def grad_inputs(self, present) -> list[str]:
         """The differentiable inputs among those a case gives, in order."""
         return [k for k in self.differentiable if k in present]
