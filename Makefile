@@ -19,6 +19,9 @@ STAMP_TF220 := $(VENV_TF220)/.parity-installed
 
 .PHONY: install second-env parity test bench isa-caps fuzz browser report-screenshot validate constraints clean distclean
 
+# One environment for every framework: onnxruntime 1.32.0 (+ onnx 1.23.2) and jax/jaxlib 0.10.2
+# (+ flax 0.12.8) install beside torch, tensorflow-cpu and mindspore without changing any pin
+# (DEVELOPERS.md), so `.[all]` brings all five and no second environment is needed for them.
 install: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt

@@ -104,8 +104,8 @@ def test_yaml_12_floats_and_defaults(tmp_path):
 
 
 def test_unknown_op_on_the_command_line_is_exit_2(tmp_path):
-    result = run_cli("run", "--frameworks", "torch,jax", tmp_path)
-    assert result.code == 2 and "--frameworks: unknown jax" in result.stderr
+    result = run_cli("run", "--frameworks", "torch,paddle", tmp_path)
+    assert result.code == 2 and "--frameworks: unknown paddle" in result.stderr
     result = run_cli("run", "--bogus")
     assert result.code == 2 and "unrecognized arguments: --bogus" in result.stderr
     result = run_cli("run", tmp_path / "missing")

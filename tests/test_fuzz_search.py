@@ -31,8 +31,8 @@ def test_it_searches_what_the_issue_names(lrn50):
     assert set(searched["regime"]) == set(fuzz.REGIMES)  # tiny/huge (scaled), large means, constant channels
     assert set(searched["grad"]) == {"True", "False"}
     assert len(report["params"]["size"]) >= 4 and len(report["params"]["alpha"]) >= 3
-    assert set(report["frameworks"]) == {"torch", "tensorflow", "mindspore"}
-    assert "searched lrn in torch, tensorflow, mindspore: 50 examples generated" in r.stdout
+    assert set(report["frameworks"]) == {"torch", "tensorflow", "mindspore", "onnxruntime", "jax"}
+    assert "searched lrn in torch, tensorflow, mindspore, onnxruntime, jax: 50 examples generated" in r.stdout
 
 
 def test_every_finding_is_written_as_a_case_that_reproduces(lrn50, tmp_path):
@@ -76,7 +76,7 @@ def test_the_same_seed_searches_the_same_examples(tmp_path):
     (["nosuch"], "unknown op 'nosuch'"),
     (["lrn", "--max-examples", "0"], "--max-examples: expected a number >= 1"),
     (["lrn", "--dtypes", "float8"], "--dtypes: expected names from"),
-    (["lrn", "--frameworks", "jax"], "--frameworks: unknown jax"),
+    (["lrn", "--frameworks", "paddle"], "--frameworks: unknown paddle"),
 ])
 def test_bad_options_are_exit_2(args, text, tmp_path):
     r = run_cli("fuzz", *args, "--out", tmp_path)

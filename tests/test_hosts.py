@@ -73,7 +73,7 @@ def test_every_result_carries_this_hosts_fingerprint(own):
 
 
 def test_workers_record_the_build_facts_that_change_numerics(own):
-    info = {r["framework"]: r["worker"]["info"] for r in manifest(own.results)["runs"]}
+    info = {r["framework"]: r["worker"]["info"] for r in manifest(own.results)["runs"] if "info" in r.get("worker", {})}
     assert info["torch"]["cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "ZVECTOR", "VSX", "SVE256")
     assert info["torch"]["onednn"].startswith(("Intel(R) MKL-DNN", "oneDNN"))
     assert isinstance(info["tensorflow"]["onednn_enabled"], bool)
@@ -108,7 +108,7 @@ def test_the_amd_store_under_its_own_case_copies_shows_what_that_host_saw(tmp_pa
 def test_the_shipped_cases_hold_on_the_amd_store(tmp_path):
     r = run_cli("report", AMD, "--cases", CASES, report_dir=tmp_path)
     assert r.code == 0, r.stdout[-3000:] + r.stderr
-    assert "lrn/alexnet-96-channels" in r.stderr  # cases the store does not have are named
+    assert "are not in the store and are not judged: jax/" in r.stderr  # cases the store does not have are named
     assert r.json["hosts"][0]["label"] == "amd-avx2" and "avx512f" not in r.json["hosts"][0]["flags"]
     row = r.row("batch_norm/large-mean", "tensorflow vs reference", "y")
     assert row["verdict"] == "KNOWN_GAP" and row["max_abs"] == pytest.approx(0.0106467, rel=1e-5)
@@ -277,7 +277,7 @@ def test_env_variants_run_beside_the_plain_run_and_record_their_environment(tmp_
 
 
 def test_env_option_is_checked(tmp_path):
-    for bad in ("mindspore=ONEDNN_MAX_CPU_ISA=AVX2", "mindspore:avx2=1X=2", "jax:a=X=1", "torch:a b=X=1"):
+    for bad in ("mindspore=ONEDNN_MAX_CPU_ISA=AVX2", "mindspore:avx2=1X=2", "paddle:a=X=1", "torch:a b=X=1"):
         r = run_cli("run", CASES / "lrn" / "mindspore-doc-example.yaml", "--env", bad, report_dir=tmp_path)
         assert r.code == 2 and "--env: expected FRAMEWORK:LABEL=VARIABLE=VALUE" in r.stderr, (bad, r.stderr)
 

@@ -35,8 +35,11 @@ SMALL = {
     "fault": ({}, {"x": (2, 3)}),
 }
 #: what each op's table has, in order (LRN keeps ONNX's convention as data)
-HAS = {name: "torch, tensorflow, mindspore" for name in SMALL}
-HAS["lrn"] = "torch, tensorflow, mindspore, onnx"
+HAS = {name: "torch, tensorflow, mindspore, onnxruntime, jax" for name in SMALL}
+HAS["lrn"] = "torch, tensorflow, mindspore, onnxruntime, jax, onnx"
+#: (op, framework) pairs with no exact spelling of SMALL's form: flax's and ONNX's BatchNorm update
+#: running_var with the biased batch variance, torch's training form the unbiased one
+NO_EXACT = {("batch_norm", "onnxruntime"), ("batch_norm", "jax")}
 
 
 def ids(op):
@@ -62,22 +65,22 @@ def arrays(shapes, dtype=np.float32, seed=0):
 def test_an_unknown_framework_is_a_clear_error_everywhere(op):
     params, shapes = small(op)
     form = op.form(params, shapes)
-    message = f"{op.name} has no jax backend; it has: {HAS[op.name]}"
+    message = f"{op.name} has no paddle backend; it has: {HAS[op.name]}"
     lookups = {
-        "form_from_native": lambda: op.form_from_native("jax", {}, shapes),
-        "native_from_form": lambda: op.native_from_form("jax", form, shapes),
-        "backend": lambda: op.backend("jax"),
-        "backends[]": lambda: op.backends["jax"],
-        "spellings[]": lambda: op.spellings["jax"],
-        "native_schemas[]": lambda: op.native_schemas["jax"],
-        "grad_spellings[]": lambda: op.grad_spellings["jax"],
+        "form_from_native": lambda: op.form_from_native("paddle", {}, shapes),
+        "native_from_form": lambda: op.native_from_form("paddle", form, shapes),
+        "backend": lambda: op.backend("paddle"),
+        "backends[]": lambda: op.backends["paddle"],
+        "spellings[]": lambda: op.spellings["paddle"],
+        "native_schemas[]": lambda: op.native_schemas["paddle"],
+        "grad_spellings[]": lambda: op.grad_spellings["paddle"],
     }
     for what, lookup in lookups.items():
         with pytest.raises(UnknownFramework) as err:
             lookup()
         assert str(err.value) == message, what
         assert isinstance(err.value, KeyError), what  # callers that catch KeyError still do
-    assert "jax" not in op.spellings and op.grad_spellings.get("jax") is None and "jax" not in op.frameworks()
+    assert "paddle" not in op.spellings and op.grad_spellings.get("paddle") is None and "paddle" not in op.frameworks()
 
 
 def test_a_data_only_convention_has_a_form_and_nothing_to_run():
@@ -139,7 +142,11 @@ def test_the_mappings_dispatch_through_the_table(op):
     form = op.form(params, shapes)
     for fw in op.frameworks():
         b = op.backends[fw]
-        native = op.native_from_form(fw, form, shapes)
+        try:
+            native = op.native_from_form(fw, form, shapes)
+        except NoExactMapping:
+            assert (op.name, fw) in NO_EXACT, (op.name, fw)
+            continue
         assert native == b.from_form(form, shapes)
         assert op.form_from_native(fw, native, shapes) == b.to_form(op.with_defaults(b.schema, native), shapes,
                                                                      None, "float32")
@@ -188,7 +195,7 @@ def test_a_fourth_framework_is_one_table_entry():
                                       grad=Spelling("fakefw", "fake.lrn", _fake_run))}
 
     op = LRNWithFake()
-    assert op.frameworks() == ("torch", "tensorflow", "mindspore", "fakefw")
+    assert op.frameworks() == ("torch", "tensorflow", "mindspore", "onnxruntime", "jax", "fakefw")
     shapes = {"x": (2, 5, 3, 3)}
     form = op.form_from_native("fakefw", {"size": 3, "alpha": 3e-4}, shapes)
     assert form == LRNForm(window=(1, 1), alpha=1e-4, beta=0.75, bias=1.0)
@@ -200,9 +207,9 @@ def test_a_fourth_framework_is_one_table_entry():
         op.native_from_form("fakefw", LRNForm(window=(0, 2), alpha=1e-4, beta=0.75, bias=1.0), shapes)
     assert op.spelling("fakefw", "fake.lrn").run is _fake_run
     assert op.native_schemas["fakefw"] is torch.schema and op.grad_spellings["fakefw"].name == "fake.lrn"
-    with pytest.raises(UnknownFramework, match=re.escape("lrn has no jax backend; it has: torch, tensorflow, "
-                                                         "mindspore, onnx, fakefw")):
-        op.form_from_native("jax", {}, shapes)
+    with pytest.raises(UnknownFramework, match=re.escape("lrn has no paddle backend; it has: torch, tensorflow, "
+                                                         "mindspore, onnxruntime, jax, onnx, fakefw")):
+        op.form_from_native("paddle", {}, shapes)
     # nothing else changed: the registered op does not have it
     assert "fakefw" not in ops.get("lrn").frameworks() and "fakefw" not in LRN.backends
 

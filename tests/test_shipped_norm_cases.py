@@ -33,8 +33,12 @@ def test_every_op_runs_in_every_framework(suite, family):
 def test_random_shapes_pass_in_every_framework(suite, family):
     rows = [r for r in suite.json["comparisons"] if r["case"].startswith(f"{family}/random-")]
     assert len({r["case"] for r in rows}) >= 3
-    assert rows and {r["verdict"] for r in rows} == {"PASS"}
-    assert {r["a"] for r in rows if r["kind"] == "reference"} == set(FRAMEWORKS)
+    # batch_norm's random cases train: flax and ONNX update running_var with the biased batch
+    # variance, so neither has an exact spelling of torch's form (UNSUPPORTED, with that reason)
+    biased = {"onnxruntime", "jax"} if family == "batch_norm" else set()
+    for r in rows:
+        assert r["verdict"] == ("UNSUPPORTED" if r["a"] in biased else "PASS"), r
+    assert {r["a"] for r in rows if r["kind"] == "reference"} == set(FRAMEWORKS) | {"onnxruntime", "jax"}
 
 
 def test_mindspore_instance_norm_falls_back_to_group_norm_with_the_message(suite):
@@ -63,7 +67,7 @@ def test_doc_examples_reproduced(suite, case, fw):
 
 def test_group_norm_doc_example_is_exactly_zero(suite):
     rows = suite.rows("group_norm/mindspore-doc-ones", kind="expected")
-    assert len(rows) == 4 and all(r["max_abs"] == 0 and r["atol"] == 0 for r in rows)
+    assert len(rows) == 6 and all(r["max_abs"] == 0 and r["atol"] == 0 for r in rows)  # reference and 5 frameworks
 
 
 @pytest.mark.parametrize("case,pair,field", [

@@ -22,15 +22,19 @@ import importlib
 import importlib.util
 
 #: framework name -> the Python module it imports
-MODULES = {"torch": "torch", "tensorflow": "tensorflow", "mindspore": "mindspore"}
+MODULES = {"torch": "torch", "tensorflow": "tensorflow", "mindspore": "mindspore", "onnxruntime": "onnxruntime",
+           "jax": "jax"}
 NAMES = tuple(MODULES)
 DEVICES = ("cpu", "gpu")
+#: framework name -> the other modules its spellings need (onnxruntime's models are built with
+#: the onnx package; jax's spellings are Flax's layers)
+ALSO_NEEDS = {"onnxruntime": ("onnx",), "jax": ("flax",)}
 
 
 def installed(name: str) -> bool:
-    """Whether the framework can be found, without importing it."""
+    """Whether the framework (and what its spellings need) can be found, without importing it."""
     try:
-        return importlib.util.find_spec(MODULES[name]) is not None
+        return all(importlib.util.find_spec(m) is not None for m in (MODULES[name], *ALSO_NEEDS.get(name, ())))
     except (ImportError, ValueError):
         return False
 

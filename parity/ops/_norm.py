@@ -250,3 +250,90 @@ def fuzz_trailing(draw) -> tuple[tuple[int, ...], list[int]]:
     shape = tuple(draw(st.integers(1, 6)) for _ in range(rank))
     k = draw(st.integers(1, rank - 1))
     return shape, list(shape[rank - k:])
+
+
+# --- onnxruntime: what the norm families' one-node models share --------------------------------
+
+def onnx_float(value: float, dtype: str, what: str) -> float:
+    """The value of an ONNX float attribute as a run of ``dtype`` computes with it, for the
+    canonical form. ONNX attributes are float32 (``AttributeProto.f``): in a float16, bfloat16 or
+    float32 run every framework computes with the float32 value, so the form keeps the value
+    given; a float64 kernel adds float32(value), so where that rounding changes it (1e-5 is
+    9.99999974738e-06) no ONNX call computes the float64 form: NoExactMapping, with the reason."""
+    from parity.ops.base import NoExactMapping, tidy
+
+    as_attr = float(np.float32(value))
+    if dtype != "float64":
+        return tidy(value)
+    if as_attr != float(value):
+        raise NoExactMapping(f"ONNX attributes are float32: {what} {float(value)!r} is {as_attr!r} as an attribute, "
+                             f"and onnxruntime's float64 kernel computes with that; no ONNX attribute holds the "
+                             f"float64 {float(value)!r} (give native {what}: {as_attr!r} to run it)")
+    return as_attr
+
+
+def onnx_applies(framework_op: str, form, shapes: dict) -> None:
+    """ONNX's norms take the weight and bias as inputs (scale, B) and apply what they are given
+    (ones and zeros where the case gives none), so they cannot ignore a weight or bias the case
+    gives. NoExactMapping when the form does."""
+    from parity.ops.base import NoExactMapping
+
+    given = applied(shapes, True, True)
+    wants = (form.scale, getattr(form, "shift", given[1]))
+    if wants != given:
+        ignored = [n for n, on, g in zip(("weight", "bias"), wants, given) if g and not on]
+        raise NoExactMapping(f"ONNX {framework_op} takes the case's weight and bias as its inputs and applies "
+                             f"them; it cannot ignore the case's {' and '.join(ignored)}")
+
+
+def onnx_vector(inputs: dict, name: str, shape, fill: float, dtype) -> np.ndarray:
+    """The case's weight or bias in ``dtype`` (ONNX's type constraint), or ones/zeros."""
+    if name in inputs:
+        return np.asarray(inputs[name]).astype(dtype)
+    return np.full(shape, fill, dtype=dtype)
+
+
+# --- jax: Flax's layers (flax.nnx, flax.linen) ----------------------------------------------------
+
+def jax_params(inputs: dict, names: dict, shape, dtype, use: dict) -> dict:
+    """{flax parameter name: array} for the parameters a layer uses: the case's input (``names``
+    maps flax's name to the case's, e.g. scale -> weight), else Flax's initial ones/zeros."""
+    out = {}
+    for flax_name, case_name in names.items():
+        if use.get(flax_name, True):
+            fill = 1.0 if flax_name == "scale" else 0.0
+            out[flax_name] = (np.asarray(inputs[case_name]).astype(dtype).reshape(shape) if case_name in inputs
+                              else np.full(shape, fill, dtype=dtype))
+    return out
+
+
+def jax_nnx(fw, name: str, num_features: int, x, variables: dict, **kwargs):
+    """flax.nnx.<name>(num_features, **kwargs) with its variables (Params, BatchStats) set to
+    ``variables`` (NumPy arrays, in their own dtype), called on x (a jax array): (y, module)."""
+    nnx = fw.nnx
+    module = getattr(nnx, name)(num_features, rngs=nnx.Rngs(0), **kwargs)
+    for attr, arr in variables.items():
+        var = getattr(module, attr)
+        var.value = fw.tensor(np.asarray(arr)).reshape(var.value.shape)
+    return module(x), module
+
+
+def jax_linen(fw, name: str, x, params: dict, batch_stats: dict | None = None, call: dict | None = None, **kwargs):
+    """flax.linen.<name>(**kwargs).apply with ``params`` (and ``batch_stats``, mutable) on x:
+    (y, updated batch_stats or None). Arrays may be NumPy or jax (traced, for jax.vjp)."""
+    module = getattr(fw.linen, name)(**kwargs)
+    variables = {"params": dict(params)}
+    if batch_stats is not None:
+        variables["batch_stats"] = dict(batch_stats)
+        y, updated = module.apply(variables, x, mutable=["batch_stats"], **(call or {}))
+        return y, updated["batch_stats"]
+    return module.apply(variables, x, **(call or {})), None
+
+
+def jax_last(fw, x):
+    """Channels (dim 1) last, for Flax's channels-last layers (a jax array)."""
+    return fw.jnp.moveaxis(x, 1, -1)
+
+
+def jax_first(fw, y):
+    return fw.jnp.moveaxis(y, -1, 1)

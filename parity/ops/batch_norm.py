@@ -14,7 +14,7 @@ Canonical form (channels on dim 1, statistics over every other dim):
 Inputs are named as in torch's functional API: x, weight, bias, running_mean,
 running_var (default zeros and ones, every framework's initial values).
 
-Spellings (verified on CPU, see DESIGN.md):
+Spellings (verified on CPU, see docs/facts.md):
 
 * torch ``nn.BatchNorm{1,2,3}d(C, eps=1e-5, momentum=0.1, affine=True)`` (modules start in
   training mode), ``F.batch_norm``: momentum = weight of the new value, unbiased update.
@@ -26,6 +26,12 @@ Spellings (verified on CPU, see DESIGN.md):
   training=False by default): momentum = weight of the old value, BIASED update;
   ``tf.raw_ops.FusedBatchNormV3`` (exponential_avg_factor = 1 - momentum, epsilon as
   given): unbiased update. Both take keras's parameter names here.
+* onnxruntime ``BatchNormalization(epsilon=1e-5, momentum=0.9, training_mode=0)`` (opset 15;
+  opset 7, where training is asked for by the extra outputs): momentum = weight of the old
+  value, BIASED update (the ONNX spec's ReduceVar); always applies scale and B.
+* jax ``flax.nnx.BatchNorm(use_running_average=False, momentum=0.99, epsilon=1e-5)`` (nnx
+  modules compute batch statistics unless told; ``flax.linen.BatchNorm`` has no default and
+  is told): momentum = weight of the old value, BIASED update, one-pass variance by default.
 """
 
 from __future__ import annotations
@@ -35,9 +41,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from parity.ops._norm import (FUZZ_EPS, UNIT_ROUNDOFF, affine_bound, affine_flag, applied, channel_perm, channel_shape,
-                              channels_first, channels_last, eps, flag, fuzz_spatial, keras_dtype, keras_variables,
+                              channels_first, channels_last, eps, flag, fuzz_spatial, jax_first, jax_last, jax_linen,
+                              jax_nnx, jax_params, keras_dtype, keras_variables, onnx_applies, onnx_float, onnx_vector,
                               per_channel, show_bool, standardize, standardize_vjp, sum_to, vector_shape_problems)
-from parity.ops.base import Backend, Form, NoExactMapping, Op, Spelling, strategies, tidy
+from parity.ops.base import Backend, Form, NoExactMapping, Op, Spelling, Unsupported, strategies, tidy
 
 UNBIASED, BIASED = "unbiased batch variance", "biased batch variance"
 
@@ -381,6 +388,147 @@ def _mindspore_grad(fw, ts, p):
                              eps=p["eps"]), None
 
 
+# --- onnxruntime: BatchNormalization(epsilon=1e-5, momentum=0.9, training_mode=0), a one-node ---
+# model (opset 15; opset 7, whose training mode is its extra outputs): momentum = weight of the
+# OLD value, and running_var is updated with the BIASED (population) batch variance, as the ONNX
+# spec says and ORT's kernel does; scale, B, input_mean and input_var are required inputs
+
+_ONNXRUNTIME_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"training_mode": {"enum": [0, 1], "default": 0, "x-expected": "0 or 1"},
+                   "momentum": {**_MOMENTUM, "default": 0.9}, "epsilon": eps(1e-5)},
+}
+_ONNXRUNTIME_BN = "BatchNormalization"
+
+
+def _onnxruntime_to_form(p, shapes, spelling, dtype) -> BatchNormForm:
+    training = bool(p["training_mode"])
+    e = onnx_float(p["epsilon"], dtype, "epsilon")
+    m = onnx_float(p["momentum"], dtype, "momentum") if training else p["momentum"]
+    return make_form(training, e, *applied(shapes, True, True), 1.0 - m, False)
+
+
+def _onnxruntime_from_form(form: BatchNormForm, shapes) -> dict:
+    if form.training and form.running_var != BIASED:
+        raise NoExactMapping("ONNX BatchNormalization (and onnxruntime's kernel) updates running_var with the "
+                             "biased (population) batch variance")
+    onnx_applies(_ONNXRUNTIME_BN, form, shapes)
+    return {"training_mode": int(form.training), "momentum": tidy(1.0 - _momentum(form)), "epsilon": form.eps}
+
+
+def _onnxruntime_model(opset: int):
+    def run(fw, inputs, p):
+        x = inputs["x"]
+        c = x.shape[1]
+        sdt = _param_dtype(x)
+        rm, rv = _stats(inputs, x, sdt)
+        training = bool(p["training_mode"])
+        # opset 15 takes float32 parameters beside half-precision X; before it they have X's type
+        pdt = sdt if opset >= 15 else x.dtype
+        if training and pdt != sdt:
+            raise Unsupported(f"BatchNormalization before opset 15 takes scale, B, mean and var in X's type "
+                              f"({x.dtype}): its running statistics would be {x.dtype}, not {np.dtype(sdt).name}")
+        args = [("X", fw.tensor(x)), ("scale", onnx_vector(inputs, "weight", c, 1.0, pdt)),
+                ("B", onnx_vector(inputs, "bias", c, 0.0, pdt)), ("input_mean", rm.astype(pdt)),
+                ("input_var", rv.astype(pdt))]
+        attrs = {"epsilon": float(p["epsilon"]), "momentum": float(p["momentum"])}
+        outputs = [("Y", x.dtype)]
+        if training:
+            outputs += [("running_mean", pdt), ("running_var", pdt)]
+            if opset >= 14:
+                attrs["training_mode"] = 1
+            else:  # opset 7..13: training is asked for by the optional outputs
+                outputs += [("saved_mean", pdt), ("saved_var", pdt)]
+        out = fw.run_node(_ONNXRUNTIME_BN, opset, args, attrs, outputs)
+        if not training:  # inference: the running statistics are inputs, unchanged
+            return {"y": out["Y"], "running_mean": np.asarray(rm, sdt), "running_var": np.asarray(rv, sdt)}
+        return {"y": out["Y"], "running_mean": out["running_mean"], "running_var": out["running_var"]}
+
+    return run
+
+
+def _onnxruntime_grad(fw, ts, p):  # never reached: the adapter's vjp says why there are no gradients
+    raise NotImplementedError
+
+
+# --- jax: flax.nnx.BatchNorm(use_running_average=False, momentum=0.99, epsilon=1e-5, ...) and --------
+# flax.linen.BatchNorm (no default for use_running_average: the spelling passes it), channels last:
+# momentum = weight of the OLD value; the running variance is updated with the BIASED batch
+# variance; one-pass variance by default (use_fast_variance=True)
+
+_JAX_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"use_running_average": flag(False), "momentum": {**_MOMENTUM, "default": 0.99},
+                   "epsilon": eps(1e-5), "use_bias": flag(True), "use_scale": flag(True),
+                   "use_fast_variance": flag(True)},
+}
+
+
+def _jax_to_form(p, shapes, spelling, dtype) -> BatchNormForm:
+    return make_form(not p["use_running_average"], p["epsilon"], *applied(shapes, p["use_scale"], p["use_bias"]),
+                     1.0 - p["momentum"], False)
+
+
+def _jax_from_form(form: BatchNormForm, shapes) -> dict:
+    if form.training and form.running_var != BIASED:
+        raise NoExactMapping("flax BatchNorm updates its running variance with the biased batch variance")
+    # two-pass variance: the computation the rounding bound is about (Flax's default is one-pass)
+    return {"use_running_average": not form.training, "momentum": tidy(1.0 - _momentum(form)), "epsilon": form.eps,
+            "use_bias": form.shift, "use_scale": form.scale, "use_fast_variance": False}
+
+
+def _jax_args(fw, x, p) -> dict:
+    return dict(momentum=p["momentum"], epsilon=p["epsilon"], use_bias=p["use_bias"], use_scale=p["use_scale"],
+                use_fast_variance=p["use_fast_variance"], dtype=x.dtype, param_dtype=fw.param_dtype(x))
+
+
+def _jax_nnx(fw, inputs, p):
+    x = inputs["x"]
+    c = x.shape[1]
+    sdt = _param_dtype(x)
+    rm, rv = _stats(inputs, x, sdt)
+    variables = jax_params(inputs, {"scale": "weight", "bias": "bias"}, (c,), fw.param_dtype(x),
+                           {"scale": p["use_scale"], "bias": p["use_bias"]})
+    variables.update(mean=rm, var=rv)
+    with fw.scope():
+        y, m = jax_nnx(fw, "BatchNorm", c, jax_last(fw, fw.tensor(x)), variables,
+                       use_running_average=p["use_running_average"], **_jax_args(fw, x, p))
+        return {"y": fw.numpy(jax_first(fw, y)), "running_mean": fw.numpy(m.mean.value).astype(sdt),
+                "running_var": fw.numpy(m.var.value).astype(sdt)}
+
+
+def _jax_linen_apply(fw, ts, p):
+    x = ts["x"]
+    c = x.shape[1]
+    args = _jax_args(fw, x, p)
+    dt = args["param_dtype"]
+    jnp = fw.jnp
+    params = {}
+    if p["use_scale"]:
+        params["scale"] = ts["weight"].astype(dt) if "weight" in ts else jnp.ones(c, dt)
+    if p["use_bias"]:
+        params["bias"] = ts["bias"].astype(dt) if "bias" in ts else jnp.zeros(c, dt)
+    stats = {"mean": ts["running_mean"].astype(dt) if "running_mean" in ts else jnp.zeros(c, dt),
+             "var": ts["running_var"].astype(dt) if "running_var" in ts else jnp.ones(c, dt)}
+    y, updated = jax_linen(fw, "BatchNorm", jax_last(fw, x), params, stats,
+                           call={"use_running_average": p["use_running_average"]}, **args)
+    return jax_first(fw, y), updated
+
+
+def _jax_linen(fw, inputs, p):
+    x = inputs["x"]
+    sdt = _param_dtype(x)
+    with fw.scope():
+        y, stats = _jax_linen_apply(fw, {k: fw.tensor(v) for k, v in inputs.items()}, p)
+        return {"y": fw.numpy(y), "running_mean": fw.numpy(stats["mean"]).astype(sdt),
+                "running_var": fw.numpy(stats["var"]).astype(sdt)}
+
+
+def _jax_grad(fw, ts, p):
+    """flax.linen.BatchNorm with the case's weight and bias as its params (jax arrays)."""
+    return _jax_linen_apply(fw, ts, p)[0], None
+
+
 class BatchNorm(Op):
     name = "batch_norm"
     summary = "Batch normalization (training or inference): y and the updated running statistics"
@@ -403,6 +551,16 @@ class BatchNorm(Op):
             spellings=(Spelling("mindspore", "nn.BatchNormNd", _mindspore_module),
                        Spelling("mindspore", "ops.batch_norm", _mindspore_functional, _MINDSPORE_RANK)),
             grad=Spelling("mindspore", "ops.batch_norm", _mindspore_grad, _MINDSPORE_RANK)),
+        "onnxruntime": Backend(
+            _ONNXRUNTIME_SCHEMA, _onnxruntime_to_form, _onnxruntime_from_form,
+            spellings=(Spelling("onnxruntime", "BatchNormalization-15", _onnxruntime_model(15)),
+                       Spelling("onnxruntime", "BatchNormalization-7", _onnxruntime_model(7))),
+            grad=Spelling("onnxruntime", "BatchNormalization-15", _onnxruntime_grad)),
+        "jax": Backend(
+            _JAX_SCHEMA, _jax_to_form, _jax_from_form,
+            spellings=(Spelling("jax", "flax.nnx.BatchNorm", _jax_nnx),
+                       Spelling("jax", "flax.linen.BatchNorm", _jax_linen)),
+            grad=Spelling("jax", "flax.linen.BatchNorm", _jax_grad)),
     }
 
     def check_shapes(self, shapes, params):

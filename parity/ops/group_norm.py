@@ -15,7 +15,13 @@ Spellings:
 * tensorflow: ``keras.layers.GroupNormalization(groups, axis=-1, epsilon=1e-3, center, scale)``,
   channels last.
 
-Default trap: keras epsilon 1e-3 (torch and mindspore 1e-5).
+* onnxruntime: ``GroupNormalization(num_groups, epsilon=1e-5)``, scale and bias required:
+  opset 21 one per channel, opset 18 one per group (onnx#5466).
+* jax: ``flax.nnx.GroupNorm`` / ``flax.linen.GroupNorm(num_groups=32, group_size=None,
+  epsilon=1e-6, use_fast_variance=True)``, channels last.
+
+Default traps: keras epsilon 1e-3 (torch and mindspore 1e-5); Flax's epsilon 1e-6 and 32
+groups; ONNX's opset 18 scale per group.
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from parity.ops._norm import (UNIT_ROUNDOFF, affine_flag, applied, channel_perm, channels_first, channels_last, eps,
-                              flag, FUZZ_EPS, fuzz_spatial, keras_dtype, keras_variables, show_bool, standardize,
-                              standardize_vjp, sum_to, vector_shape_problems)
-from parity.ops.base import Backend, Form, Op, Spelling, strategies, tidy
+                              flag, FUZZ_EPS, fuzz_spatial, jax_first, jax_last, jax_linen, jax_nnx, jax_params,
+                              keras_dtype, keras_variables, onnx_applies, onnx_float, onnx_vector, show_bool,
+                              standardize, standardize_vjp, sum_to, vector_shape_problems)
+from parity.ops.base import Backend, Form, NoExactMapping, Op, Spelling, Unsupported, strategies, tidy
 
 
 @dataclass(frozen=True)
@@ -228,6 +235,129 @@ def _mindspore_grad(fw, ts, p):
     return fw.lib.ops.group_norm(ts["x"], p["num_groups"], w, b, p["eps"]), None
 
 
+# --- onnxruntime: GroupNormalization(num_groups, epsilon=1e-5): opset 21 takes one scale and bias ---
+# per channel (stash_type=1, its default: stage one in float32, float64 inputs too; 11: in float64);
+# opset 18 one per GROUP (onnx#5466, why 21 replaced it). ORT runs both as their ONNX function
+# bodies (float16, float, double), whose variance is one-pass: E[x^2] - E[x]^2.
+
+_ONNXRUNTIME_SCHEMA = {
+    "type": "object", "additionalProperties": False, "required": ["num_groups"],
+    "properties": {"num_groups": {"type": "integer", "minimum": 1, "x-expected": "a positive integer"},
+                   "epsilon": eps(1e-5),
+                   "stash_type": {"enum": [1, 11], "default": 1,
+                                  "x-expected": "1 (float32 statistics) or 11 (float64): opset 21 only"}},
+}
+_ONNXRUNTIME_18 = "GroupNormalization-18"
+
+
+def _onnxruntime_to_form(p, shapes, spelling, dtype) -> GroupNormForm:
+    return GroupNormForm(p["num_groups"], onnx_float(p["epsilon"], dtype, "epsilon"), *applied(shapes, True, True))
+
+
+def _onnxruntime_from_form(form: GroupNormForm, shapes) -> dict:
+    onnx_applies("GroupNormalization", form, shapes)
+    return {"num_groups": form.groups, "epsilon": form.eps, "stash_type": 1}
+
+
+def _per_group(inputs, name, groups, c, fill, dtype):
+    """GroupNormalization-18's per-group scale or bias from the case's per-channel one: exact
+    only where the case's values are the same for every channel of a group."""
+    v = onnx_vector(inputs, name, c, fill, dtype).reshape(groups, c // groups)
+    if (v != v[:, :1]).any():
+        raise Unsupported(f"GroupNormalization-18 takes one scale and bias per group (onnx#5466; opset 21 takes "
+                          f"one per channel): the case's {name} differs within a group, so no opset 18 call "
+                          f"computes it")
+    return np.ascontiguousarray(v[:, 0])
+
+
+def _onnxruntime_model(opset: int):
+    def run(fw, inputs, p):
+        x = inputs["x"]
+        c, g = x.shape[1], p["num_groups"]
+        if opset == 18:
+            scale, bias = (_per_group(inputs, n, g, c, f, x.dtype) for n, f in (("weight", 1.0), ("bias", 0.0)))
+            attrs = {"num_groups": g, "epsilon": float(p["epsilon"])}
+        else:
+            scale, bias = onnx_vector(inputs, "weight", c, 1.0, x.dtype), onnx_vector(inputs, "bias", c, 0.0, x.dtype)
+            attrs = {"num_groups": g, "epsilon": float(p["epsilon"]), "stash_type": p["stash_type"]}
+        out = fw.run_node("GroupNormalization", opset, [("X", fw.tensor(x)), ("scale", scale), ("bias", bias)],
+                          attrs, [("Y", x.dtype)])
+        return {"y": out["Y"]}
+
+    return run
+
+
+def _onnxruntime_grad(fw, ts, p):  # never reached: the adapter's vjp says why there are no gradients
+    raise NotImplementedError
+
+
+# --- jax: flax.nnx.GroupNorm / flax.linen.GroupNorm(num_groups=32, group_size=None, epsilon=1e-6, --
+# use_bias, use_scale, use_fast_variance=True), channels last
+
+_JAX_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"num_groups": {"type": ["integer", "null"], "minimum": 1, "default": 32,
+                                  "x-expected": "a positive integer, or null (then group_size)"},
+                   "group_size": {"type": ["integer", "null"], "minimum": 1, "default": None,
+                                  "x-expected": "a positive integer, or null"},
+                   "epsilon": eps(1e-6), "use_bias": flag(True), "use_scale": flag(True),
+                   "use_fast_variance": flag(True)},
+}
+
+
+def _jax_groups(p, shapes) -> int:
+    if (p["num_groups"] is None) == (p["group_size"] is None):
+        raise NoExactMapping("flax GroupNorm takes num_groups or group_size (num_groups=None with group_size), "
+                             "not both or neither")
+    return p["num_groups"] if p["group_size"] is None else channels(shapes) // p["group_size"]
+
+
+def _jax_to_form(p, shapes, spelling, dtype) -> GroupNormForm:
+    return GroupNormForm(_jax_groups(p, shapes), tidy(p["epsilon"]), *applied(shapes, p["use_scale"], p["use_bias"]))
+
+
+def _jax_from_form(form: GroupNormForm, shapes) -> dict:
+    # two-pass variance: the computation the rounding bound is about (Flax's default is one-pass)
+    return {"num_groups": form.groups, "group_size": None, "epsilon": form.eps, "use_bias": form.shift,
+            "use_scale": form.scale, "use_fast_variance": False}
+
+
+def jax_group_args(fw, x, p) -> dict:
+    return dict(num_groups=p["num_groups"], group_size=p["group_size"], epsilon=p["epsilon"],
+                use_bias=p["use_bias"], use_scale=p["use_scale"], use_fast_variance=p["use_fast_variance"],
+                dtype=x.dtype, param_dtype=fw.param_dtype(x))
+
+
+def _jax_nnx(fw, inputs, p):
+    x = inputs["x"]
+    c = x.shape[1]
+    weights = jax_params(inputs, {"scale": "weight", "bias": "bias"}, (c,), fw.param_dtype(x),
+                         {"scale": p["use_scale"], "bias": p["use_bias"]})
+    with fw.scope():
+        y, _ = jax_nnx(fw, "GroupNorm", c, jax_last(fw, fw.tensor(x)), weights, **jax_group_args(fw, x, p))
+        return {"y": fw.numpy(jax_first(fw, y))}
+
+
+def _jax_linen(fw, inputs, p):
+    with fw.scope():
+        return {"y": fw.numpy(_jax_grad(fw, {k: fw.tensor(v) for k, v in inputs.items()}, p)[0])}
+
+
+def _jax_grad(fw, ts, p):
+    """flax.linen.GroupNorm with the case's weight and bias as its params (jax arrays)."""
+    x = ts["x"]
+    c = x.shape[1]
+    args = jax_group_args(fw, x, p)
+    dt = args["param_dtype"]
+    params = {}
+    if p["use_scale"]:
+        params["scale"] = ts["weight"].astype(dt) if "weight" in ts else fw.jnp.ones(c, dt)
+    if p["use_bias"]:
+        params["bias"] = ts["bias"].astype(dt) if "bias" in ts else fw.jnp.zeros(c, dt)
+    y, _ = jax_linen(fw, "GroupNorm", jax_last(fw, x), params, **args)
+    return jax_first(fw, y), None
+
+
 class GroupNorm(Op):
     name = "group_norm"
     summary = "Group normalization over channel groups and spatial dims (channels on dim 1)"
@@ -248,6 +378,16 @@ class GroupNorm(Op):
             spellings=(Spelling("mindspore", "nn.GroupNorm", mindspore_group_module),
                        Spelling("mindspore", "ops.group_norm", _mindspore_functional)),
             grad=Spelling("mindspore", "ops.group_norm", _mindspore_grad)),
+        "onnxruntime": Backend(
+            _ONNXRUNTIME_SCHEMA, _onnxruntime_to_form, _onnxruntime_from_form,
+            spellings=(Spelling("onnxruntime", "GroupNormalization-21", _onnxruntime_model(21)),
+                       Spelling("onnxruntime", _ONNXRUNTIME_18, _onnxruntime_model(18))),
+            grad=Spelling("onnxruntime", "GroupNormalization-21", _onnxruntime_grad)),
+        "jax": Backend(
+            _JAX_SCHEMA, _jax_to_form, _jax_from_form,
+            spellings=(Spelling("jax", "flax.nnx.GroupNorm", _jax_nnx),
+                       Spelling("jax", "flax.linen.GroupNorm", _jax_linen)),
+            grad=Spelling("jax", "flax.linen.GroupNorm", _jax_grad)),
     }
 
     def check_shapes(self, shapes, params):

@@ -18,8 +18,15 @@ Spellings:
 * tensorflow: ``keras.layers.LayerNormalization(axis=-1, epsilon=1e-3, center, scale)``;
   ``axis`` may list several axes.
 
-Default traps: eps 1e-5 (torch), 1e-7 (mindspore), 1e-3 (keras); mindspore's
-default begin_norm_axis=-1 normalizes the last dim only.
+* onnxruntime: ``LayerNormalization(axis=-1, epsilon=1e-5, stash_type=1)`` (opset 17):
+  normalizes [axis, rank); Scale required (ones when the case gives no weight), B optional.
+* jax: ``flax.nnx.LayerNorm`` / ``flax.linen.LayerNorm(epsilon=1e-6, reduction_axes=-1,
+  feature_axes=-1, use_fast_variance=True)``; ``jax.nn.standardize(axis, epsilon=1e-5,
+  algorithm="fast")`` (no weights).
+
+Default traps: eps 1e-5 (torch, onnx), 1e-7 (mindspore), 1e-3 (keras), 1e-6 (Flax);
+mindspore's default begin_norm_axis=-1 normalizes the last dim only; Flax and
+jax.nn.standardize compute a one-pass variance (E[x^2] - E[x]^2) unless told.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.ops._norm import (FUZZ_EPS, UNIT_ROUNDOFF, applied, eps, flag, fuzz_trailing, keras_dtype, keras_variables,
-                              show_bool, standardize, standardize_vjp, sum_to)
+from parity.ops._norm import (FUZZ_EPS, UNIT_ROUNDOFF, applied, eps, flag, fuzz_trailing, jax_linen, jax_nnx, jax_params,
+                              keras_dtype, keras_variables, onnx_applies, onnx_float, onnx_vector, show_bool,
+                              standardize, standardize_vjp, sum_to)
 from parity.ops.base import Backend, Form, NoExactMapping, Op, Spelling, strategies, tidy
 
 
@@ -284,6 +292,122 @@ def _mindspore_grad(fw, ts, p):
     return prim(x, gamma, beta)[0], None
 
 
+# --- onnxruntime: LayerNormalization(axis=-1, epsilon=1e-5, stash_type=1), opset 17: normalizes ---
+# [axis, rank); Scale required, B optional (given when the case gives a bias); float16, float, double
+
+_ONNXRUNTIME_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"axis": {**_AXIS, "default": -1}, "epsilon": eps(1e-5),
+                   "stash_type": {"enum": [1], "default": 1, "x-expected": "1 (float32 statistics)"}},
+}
+
+
+def _onnxruntime_to_form(p, shapes, spelling, dtype) -> LayerNormForm:
+    rank = len(shapes["x"])
+    axes = tuple(range(positive(p["axis"], rank), rank))
+    return LayerNormForm(axes, axes, onnx_float(p["epsilon"], dtype, "epsilon"), *applied(shapes, True, True))
+
+
+def _onnxruntime_from_form(form: LayerNormForm, shapes) -> dict:
+    _trailing_only("onnxruntime", form, len(shapes["x"]))
+    if form.params_axes != form.axes:
+        raise NoExactMapping("ONNX LayerNormalization's Scale and B span the normalized axes")
+    onnx_applies("LayerNormalization", form, shapes)
+    return {"axis": form.axes[0], "epsilon": form.eps, "stash_type": 1}
+
+
+def _onnxruntime_model(fw, inputs, p):
+    x = inputs["x"]
+    shape = x.shape[positive(p["axis"], x.ndim):]
+    args = [("X", fw.tensor(x)), ("Scale", onnx_vector(inputs, "weight", shape, 1.0, x.dtype)),
+            ("B", np.asarray(inputs["bias"]).astype(x.dtype) if "bias" in inputs else None)]
+    attrs = {"axis": p["axis"], "epsilon": float(p["epsilon"]), "stash_type": p["stash_type"]}
+    return {"y": fw.run_node("LayerNormalization", 17, args, attrs, [("Y", x.dtype)])["Y"]}
+
+
+def _onnxruntime_grad(fw, ts, p):  # never reached: the adapter's vjp says why there are no gradients
+    raise NotImplementedError
+
+
+# --- jax: flax.nnx.LayerNorm / flax.linen.LayerNorm(epsilon=1e-6, use_bias, use_scale, ----------------
+# reduction_axes=-1, feature_axes=-1, use_fast_variance=True); jax.nn.standardize (no weights,
+# epsilon as given, algorithm "fast" unless use_fast_variance is false)
+
+_JAX_AXES = {"anyOf": [_AXIS, {"type": "array", "items": _AXIS, "minItems": 1}], "default": -1,
+             "x-expected": "an axis or a list of axes"}
+_JAX_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"epsilon": eps(1e-6), "use_bias": flag(True), "use_scale": flag(True),
+                   "reduction_axes": _JAX_AXES, "feature_axes": _JAX_AXES, "use_fast_variance": flag(True)},
+}
+_JAX_STANDARDIZE = "jax.nn.standardize"
+
+
+def _jax_axes(value, rank) -> tuple[int, ...]:
+    return tuple(sorted({positive(a, rank) for a in (value if isinstance(value, list) else [value])}))
+
+
+def _jax_to_form(p, shapes, spelling, dtype) -> LayerNormForm:
+    rank = len(shapes["x"])
+    axes = _jax_axes(p["reduction_axes"], rank)
+    if spelling == _JAX_STANDARDIZE:  # no weights
+        return LayerNormForm(axes, axes, tidy(p["epsilon"]), False, False)
+    return LayerNormForm(axes, _jax_axes(p["feature_axes"], rank), tidy(p["epsilon"]),
+                         *applied(shapes, p["use_scale"], p["use_bias"]))
+
+
+def _jax_from_form(form: LayerNormForm, shapes) -> dict:
+    # two-pass variance: the computation the rounding bound is about (Flax's default is one-pass)
+    return {"epsilon": form.eps, "use_bias": form.shift, "use_scale": form.scale,
+            "reduction_axes": list(form.axes), "feature_axes": list(form.params_axes), "use_fast_variance": False}
+
+
+def _jax_args(fw, x, p) -> dict:
+    return dict(epsilon=p["epsilon"], use_bias=p["use_bias"], use_scale=p["use_scale"],
+                reduction_axes=tuple(_jax_axes(p["reduction_axes"], x.ndim)),
+                feature_axes=tuple(_jax_axes(p["feature_axes"], x.ndim)), use_fast_variance=p["use_fast_variance"],
+                dtype=x.dtype, param_dtype=fw.param_dtype(x))
+
+
+def _jax_nnx(fw, inputs, p):
+    x = inputs["x"]
+    args = _jax_args(fw, x, p)
+    shape = tuple(x.shape[a] for a in args["feature_axes"])
+    n = int(np.prod(shape))  # nnx holds one vector of num_features and reshapes it onto the feature axes
+    weights = jax_params(inputs, {"scale": "weight", "bias": "bias"}, (n,), args["param_dtype"],
+                         {"scale": p["use_scale"], "bias": p["use_bias"]})
+    with fw.scope():
+        y, _ = jax_nnx(fw, "LayerNorm", n, fw.tensor(x), weights, **args)
+        return {"y": fw.numpy(y)}
+
+
+def _jax_linen(fw, inputs, p):
+    with fw.scope():
+        return {"y": fw.numpy(_jax_grad(fw, {k: fw.tensor(v) for k, v in inputs.items()}, p)[0])}
+
+
+def _jax_standardize(fw, inputs, p):
+    x = inputs["x"]
+    with fw.scope():
+        y = fw.lib.nn.standardize(fw.tensor(x), axis=_jax_axes(p["reduction_axes"], x.ndim), epsilon=p["epsilon"],
+                                  algorithm="fast" if p["use_fast_variance"] else "stable")
+        return {"y": fw.numpy(y)}
+
+
+def _jax_grad(fw, ts, p):
+    """flax.linen.LayerNorm with the case's weight and bias as its params (jax arrays)."""
+    x = ts["x"]
+    args = _jax_args(fw, x, p)
+    dt = args["param_dtype"]
+    shape = tuple(x.shape[a] for a in args["feature_axes"])
+    params = {}
+    if p["use_scale"]:
+        params["scale"] = ts["weight"].astype(dt).reshape(shape) if "weight" in ts else fw.jnp.ones(shape, dt)
+    if p["use_bias"]:
+        params["bias"] = ts["bias"].astype(dt).reshape(shape) if "bias" in ts else fw.jnp.zeros(shape, dt)
+    return jax_linen(fw, "LayerNorm", x, params, **args)[0], None
+
+
 class LayerNorm(Op):
     name = "layer_norm"
     summary = "Layer normalization over the last k dims"
@@ -304,6 +428,16 @@ class LayerNorm(Op):
             spellings=(Spelling("mindspore", "nn.LayerNorm", _mindspore_module),
                        Spelling("mindspore", "ops.LayerNorm", _mindspore_primitive)),
             grad=Spelling("mindspore", "ops.LayerNorm", _mindspore_grad)),
+        "onnxruntime": Backend(
+            _ONNXRUNTIME_SCHEMA, _onnxruntime_to_form, _onnxruntime_from_form,
+            spellings=(Spelling("onnxruntime", "LayerNormalization-17", _onnxruntime_model),),
+            grad=Spelling("onnxruntime", "LayerNormalization-17", _onnxruntime_grad)),
+        "jax": Backend(
+            _JAX_SCHEMA, _jax_to_form, _jax_from_form,
+            spellings=(Spelling("jax", "flax.nnx.LayerNorm", _jax_nnx),
+                       Spelling("jax", "flax.linen.LayerNorm", _jax_linen),
+                       Spelling("jax", _JAX_STANDARDIZE, _jax_standardize)),
+            grad=Spelling("jax", "flax.linen.LayerNorm", _jax_grad)),
     }
 
     def check_shapes(self, shapes, params):

@@ -4,7 +4,7 @@ Canonical form (channels on dim 1, zero padding outside 0..C-1)::
 
     y_c = x_c / (bias + alpha * sum_{c' = c - below}^{c + above} x_{c'}^2) ** beta
 
-Native spellings (see DESIGN.md, "Local Response Normalization, verified facts"):
+Native spellings (see docs/facts.md, "Local Response Normalization, verified facts"):
 
 * torch ``LocalResponseNorm(size=n, alpha, beta, k)``: window [c - n//2, c + (n-1)//2],
   alpha divided by n (torch averages the squares), bias = k. Even n: the window
@@ -12,8 +12,10 @@ Native spellings (see DESIGN.md, "Local Response Normalization, verified facts")
 * tensorflow ``raw_ops.LRN(depth_radius=r, bias, alpha, beta)``: window [c-r, c+r],
   alpha NOT divided by the window size; channels last, 4-D only.
 * mindspore ``nn.LRN`` / ``ops.LRN``: tensorflow's formula, channels on dim 1, 4-D only.
-* ONNX ``LRN(size=n)`` (as data, not run): window [c - (n-1)//2, c + ceil((n-1)/2)],
-  alpha / n. For even n it leans the other way from torch (pytorch#75722).
+* ONNX ``LRN(size=n)``: window [c - (n-1)//2, c + ceil((n-1)/2)], alpha / n. For even n it
+  leans the other way from torch (pytorch#75722). Run by onnxruntime (a one-node model, opset
+  13 and opset 1), whose CPU kernel refuses even sizes; also kept as data (``onnx``).
+* jax: no library call (jax.nn, jax.lax, flax): UNSUPPORTED with that reason.
 
 Exact mappings: torch size n odd <-> depth_radius (n-1)/2 with alpha_tf = alpha_torch/n.
 For even n no tensorflow/mindspore call computes torch's window.
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.ops.base import Backend, Form, NoExactMapping, Op, Spelling, strategies, tidy
+from parity.ops.base import Backend, Form, NoExactMapping, Op, Spelling, Unsupported, strategies, tidy
 
 
 def _show_window(_form, window) -> str:
@@ -221,6 +223,80 @@ def _onnx_to_form(p, shapes, spelling, dtype) -> LRNForm:
     return LRNForm(window=((n - 1) // 2, n // 2), alpha=tidy(p["alpha"] / n), beta=tidy(p["beta"]), bias=tidy(p["bias"]))
 
 
+# --- onnxruntime: LRN(size=n, alpha, beta, bias): ONNX's window, alpha / n; a one-node model ---
+# (onnx.defs.get_schema("LRN", 13).doc). ORT's CPU kernel takes odd sizes only ("size_ % 2 == 1
+# was false"); it has float (and, through inserted casts, float16) kernels, no float64 or bfloat16.
+
+_ONNXRUNTIME_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["size"],
+    "properties": {
+        "size": {"type": "integer", "minimum": 1, "x-expected": "a positive integer"},
+        "alpha": _num(1e-4),
+        "beta": _num(0.75),
+        "bias": _num(1.0),
+    },
+}
+_ONNXRUNTIME_ODD = (r"size_ % 2 == 1 was false",)  # ORT's LRN kernel refuses even sizes
+
+
+def _onnxruntime_to_form(p, shapes, spelling, dtype) -> LRNForm:
+    return _onnx_to_form(p, shapes, spelling, dtype)
+
+
+def _onnxruntime_from_form(form: LRNForm, shapes) -> dict:
+    below, above = form.window
+    n = form.width
+    if ((n - 1) // 2, n // 2) != (below, above):
+        raise NoExactMapping(
+            f"ONNX's LRN window for size n is [c-(n-1)//2, c+n//2] (for even n it leans towards higher "
+            f"channels, torch's towards lower: pytorch#75722); no size gives {_show_window(form, form.window)}")
+    return {"size": n, "alpha": tidy(form.alpha * n), "beta": form.beta, "bias": form.bias}
+
+
+def _onnxruntime_model(opset: int):
+    def run(fw, inputs, p):
+        x = inputs["x"]
+        attrs = {"size": int(p["size"]), "alpha": float(p["alpha"]), "beta": float(p["beta"]),
+                 "bias": float(p["bias"])}
+        return {"y": fw.run_node("LRN", opset, [("X", fw.tensor(x))], attrs, [("Y", x.dtype)])["Y"]}
+
+    return run
+
+
+def _onnxruntime_grad(fw, ts, p):  # never reached: the adapter's vjp says why there are no gradients
+    raise NotImplementedError
+
+
+# --- jax: no local response normalization in jax.nn, jax.lax, flax.linen or flax.nnx -------------
+# The entry takes torch's parameters, so that a run reaches the jax worker, which answers
+# UNSUPPORTED with the reason (a reduce_window over squared channels would be a formula of
+# parity's own, not a library spelling).
+
+_JAX_SCHEMA = _TORCH_SCHEMA
+_JAX_NONE = "none: no LRN in jax.nn, jax.lax or flax"
+
+
+def _jax_to_form(p, shapes, spelling, dtype) -> LRNForm:
+    return _torch_to_form(p, shapes, spelling, dtype)
+
+
+def _jax_from_form(form: LRNForm, shapes) -> dict:
+    return _torch_from_form(form, shapes)
+
+
+def _jax_none(fw, inputs, p):
+    import flax
+
+    raise Unsupported(f"jax {fw.version} and flax {flax.__version__} have no local response normalization: "
+                      f"neither jax.nn, jax.lax, flax.linen nor flax.nnx has one")
+
+
+def _jax_grad(fw, ts, p):
+    return _jax_none(fw, ts, p)
+
+
 class LRN(Op):
     name = "lrn"
     summary = "Local Response Normalization across channels (AlexNet)"
@@ -241,6 +317,15 @@ class LRN(Op):
             spellings=(Spelling("mindspore", "nn.LRN", _mindspore_nn, _MINDSPORE_RANK),
                        Spelling("mindspore", "ops.LRN", _mindspore_ops, _MINDSPORE_RANK)),
             grad=Spelling("mindspore", "ops.LRN", _mindspore_grad, _MINDSPORE_RANK)),
+        "onnxruntime": Backend(
+            _ONNXRUNTIME_SCHEMA, _onnxruntime_to_form, _onnxruntime_from_form,
+            spellings=(Spelling("onnxruntime", "LRN-13", _onnxruntime_model(13), _ONNXRUNTIME_ODD),
+                       Spelling("onnxruntime", "LRN-1", _onnxruntime_model(1), _ONNXRUNTIME_ODD)),
+            grad=Spelling("onnxruntime", "LRN-13", _onnxruntime_grad)),
+        "jax": Backend(
+            _JAX_SCHEMA, _jax_to_form, _jax_from_form,
+            spellings=(Spelling("jax", _JAX_NONE, _jax_none),),
+            grad=Spelling("jax", _JAX_NONE, _jax_grad)),
         "onnx": Backend(_ONNX_SCHEMA, _onnx_to_form),  # data only: explanations, never run
     }
     conventions = {

@@ -15,6 +15,12 @@ Spellings:
   formula written with mindspore ops (``x * ops.rsqrt(ops.mean(x*x) + eps) * gamma``) and
   the report says so. mindspore's native params here are ``normalized_shape`` (gamma's
   shape) and ``epsilon``.
+* onnxruntime: ``RMSNormalization(axis=-1, epsilon=1e-5, stash_type=1)`` (opset 23), scale
+  required.
+* jax: ``flax.nnx.RMSNorm`` / ``flax.linen.RMSNorm(epsilon=1e-6, reduction_axes=-1)``.
+
+Default traps: torch's eps=None (float32's epsilon, 1.19e-7) against 1e-6 (keras, mindspore,
+Flax) and 1e-5 (ONNX).
 """
 
 from __future__ import annotations
@@ -23,8 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from parity.ops._norm import (EPS, UNIT_ROUNDOFF, applied, eps, flag, fuzz_trailing, gamma, keras_dtype, keras_variables,
-                              show_bool, sum_to)
+from parity.ops._norm import (EPS, UNIT_ROUNDOFF, applied, eps, flag, fuzz_trailing, gamma, jax_linen, jax_nnx, keras_dtype,
+                              keras_variables, onnx_float, onnx_vector, show_bool, sum_to)
 from parity.ops.base import Backend, Form, NoExactMapping, Op, Spelling, strategies, tidy
 from parity.ops.layer_norm import check_trailing_shapes, trailing
 
@@ -266,6 +272,109 @@ def _mindspore_grad(fw, ts, p):
     return _mindspore_formula(fw, x, gamma_, p), None
 
 
+# --- onnxruntime: RMSNormalization(axis=-1, epsilon=1e-5, stash_type=1), opset 23: over [axis, --------
+# rank); scale required (its type is Y's: fed in X's dtype)
+
+_ONNXRUNTIME_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"axis": {"type": "integer", "default": -1, "x-expected": "an axis index"}, "epsilon": eps(1e-5),
+                   "stash_type": {"enum": [1], "default": 1, "x-expected": "1 (float32 statistics)"}},
+}
+
+
+def _onnxruntime_to_form(p, shapes, spelling, dtype) -> RMSNormForm:
+    rank = len(shapes["x"])
+    axis = p["axis"] + rank if p["axis"] < 0 else p["axis"]
+    return RMSNormForm(tuple(range(axis, rank)), onnx_float(p["epsilon"], dtype, "epsilon"),
+                       applied(shapes, True, False)[0])
+
+
+def _onnxruntime_from_form(form: RMSNormForm, shapes) -> dict:
+    if form.axes != trailing(len(shapes["x"]), len(form.axes)):
+        raise NoExactMapping("ONNX RMSNormalization normalizes trailing axes only")
+    if form.scale != applied(shapes, True, False)[0]:
+        raise NoExactMapping("ONNX RMSNormalization takes the case's weight as its scale input and applies it")
+    return {"axis": form.axes[0], "epsilon": form.eps, "stash_type": 1}
+
+
+def _onnxruntime_model(fw, inputs, p):
+    x = inputs["x"]
+    axis = p["axis"] + x.ndim if p["axis"] < 0 else p["axis"]
+    args = [("X", fw.tensor(x)), ("scale", onnx_vector(inputs, "weight", x.shape[axis:], 1.0, x.dtype))]
+    attrs = {"axis": p["axis"], "epsilon": float(p["epsilon"]), "stash_type": p["stash_type"]}
+    return {"y": fw.run_node("RMSNormalization", 23, args, attrs, [("Y", x.dtype)])["Y"]}
+
+
+def _onnxruntime_grad(fw, ts, p):  # never reached: the adapter's vjp says why there are no gradients
+    raise NotImplementedError
+
+
+# --- jax: flax.nnx.RMSNorm / flax.linen.RMSNorm(epsilon=1e-6, use_scale, reduction_axes=-1, ------------
+# feature_axes=-1); use_fast_variance is taken and has no effect (no mean is subtracted)
+
+_JAX_AXES = {"anyOf": [{"type": "integer"}, {"type": "array", "items": {"type": "integer"}, "minItems": 1}],
+             "default": -1, "x-expected": "an axis or a list of axes"}
+_JAX_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {"epsilon": eps(1e-6), "use_scale": flag(True), "reduction_axes": _JAX_AXES,
+                   "feature_axes": _JAX_AXES, "use_fast_variance": flag(True)},
+}
+
+
+def _jax_axes(value, rank) -> tuple[int, ...]:
+    return tuple(sorted({a + rank if a < 0 else a for a in (value if isinstance(value, list) else [value])}))
+
+
+def _jax_to_form(p, shapes, spelling, dtype) -> RMSNormForm:
+    rank = len(shapes["x"])
+    axes = _jax_axes(p["reduction_axes"], rank)
+    if p["use_scale"] and "weight" in shapes and _jax_axes(p["feature_axes"], rank) != axes:
+        raise NoExactMapping("the case's weight spans the normalized axes; flax's feature_axes differ from them")
+    return RMSNormForm(axes, tidy(p["epsilon"]), applied(shapes, p["use_scale"], False)[0])
+
+
+def _jax_from_form(form: RMSNormForm, shapes) -> dict:
+    return {"epsilon": form.eps, "use_scale": form.scale, "reduction_axes": list(form.axes),
+            "feature_axes": list(form.axes), "use_fast_variance": False}
+
+
+def _jax_args(fw, x, p) -> dict:
+    return dict(epsilon=p["epsilon"], use_scale=p["use_scale"],
+                reduction_axes=_jax_axes(p["reduction_axes"], x.ndim),
+                feature_axes=_jax_axes(p["feature_axes"], x.ndim), use_fast_variance=p["use_fast_variance"],
+                dtype=x.dtype, param_dtype=fw.param_dtype(x))
+
+
+def _jax_nnx(fw, inputs, p):
+    x = inputs["x"]
+    args = _jax_args(fw, x, p)
+    n = int(np.prod([x.shape[a] for a in args["feature_axes"]]))  # one vector, reshaped onto the feature axes
+    weights = {}
+    if p["use_scale"]:
+        w = inputs["weight"] if "weight" in inputs else np.ones(n)
+        weights["scale"] = np.asarray(w).astype(args["param_dtype"]).reshape(n)
+    with fw.scope():
+        y, _ = jax_nnx(fw, "RMSNorm", n, fw.tensor(x), weights, **args)
+        return {"y": fw.numpy(y)}
+
+
+def _jax_linen(fw, inputs, p):
+    with fw.scope():
+        return {"y": fw.numpy(_jax_grad(fw, {k: fw.tensor(v) for k, v in inputs.items()}, p)[0])}
+
+
+def _jax_grad(fw, ts, p):
+    """flax.linen.RMSNorm with the case's weight as its scale (a jax array)."""
+    x = ts["x"]
+    args = _jax_args(fw, x, p)
+    dt = args["param_dtype"]
+    shape = tuple(x.shape[a] for a in args["feature_axes"])
+    params = {}
+    if p["use_scale"]:
+        params["scale"] = ts["weight"].astype(dt).reshape(shape) if "weight" in ts else fw.jnp.ones(shape, dt)
+    return jax_linen(fw, "RMSNorm", x, params, **args)[0], None
+
+
 class RMSNorm(Op):
     name = "rms_norm"
     summary = "RMS normalization over the last k dims"
@@ -286,6 +395,15 @@ class RMSNorm(Op):
             spellings=(Spelling("mindspore", "ops.rms_norm", _mindspore_rms_norm),
                        Spelling("mindspore", _COMPOSITE, _mindspore_composite)),
             grad=Spelling("mindspore", _COMPOSITE, _mindspore_grad)),
+        "onnxruntime": Backend(
+            _ONNXRUNTIME_SCHEMA, _onnxruntime_to_form, _onnxruntime_from_form,
+            spellings=(Spelling("onnxruntime", "RMSNormalization-23", _onnxruntime_model),),
+            grad=Spelling("onnxruntime", "RMSNormalization-23", _onnxruntime_grad)),
+        "jax": Backend(
+            _JAX_SCHEMA, _jax_to_form, _jax_from_form,
+            spellings=(Spelling("jax", "flax.nnx.RMSNorm", _jax_nnx),
+                       Spelling("jax", "flax.linen.RMSNorm", _jax_linen)),
+            grad=Spelling("jax", "flax.linen.RMSNorm", _jax_grad)),
     }
 
     def check_shapes(self, shapes, params):
