@@ -39,25 +39,28 @@ def driver(width: int = 1500, height: int = 1100):
     return webdriver.Chrome(service=Service(chromedriver), options=opts)
 
 
-def screenshot(html: Path, png: Path) -> None:
-    """The report filtered to LRN's known gaps, with the first one's drill-down open."""
-    d = driver(1500, 1700)
+def viewport(d, width: int, height: int) -> None:
+    """Make the page's viewport exactly width x height CSS pixels (the window's size includes
+    the browser's own frame), as on a screen of that size."""
+    d.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                      {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+
+
+def screenshot(html: Path, png: Path, width: int = 1366, height: int = 768) -> None:
+    """The report's first screen on a 1366x768 screen: the status, the verdict badges and what
+    is not ok, with the first failure's drill-down open in place (when everything is ok: the
+    declarations that accept what is not PASS, opened)."""
+    d = driver(width, height)
     try:
+        viewport(d, width, height)
         d.get(Path(html).resolve().as_uri())
         d.execute_script("""
-            [["op", "lrn"], ["verdict", "KNOWN_GAP"]].forEach(function (f) {
-                var s = document.querySelector("select[data-filter='" + f[0] + "']");
-                if (s && Array.prototype.some.call(s.options, function (o) { return o.value === f[1]; })) {
-                    s.value = f[1]; s.dispatchEvent(new Event("change"));
-                }
-            });
-            var row = document.querySelector("tr.cmp[data-cause='semantic']:not([hidden])")
-                   || document.querySelector("tr.cmp:not([hidden])");
-            if (row) { window.parityReport.toggle(row.id, true); }
+            var open = document.querySelector("#not-ok button.open");
+            if (open) open.click();
+            else if (document.getElementById("accepted")) document.getElementById("accepted").open = true;
             window.scrollTo(0, 0);
         """)
         Path(png).parent.mkdir(parents=True, exist_ok=True)
-        d.set_window_size(1500, 1700)
         d.save_screenshot(str(png))
     finally:
         d.quit()

@@ -1,21 +1,67 @@
 """A self-contained interactive HTML report, rendered with Jinja2 (autoescape on).
 
-One file, no network: inline CSS, a small inline script for filtering, sorting and the
-drill-downs, and Chart.js (vendored, parity/report/vendor) for the histograms and
-per-channel charts. Every piece of text from a case file is escaped by Jinja2; data for
-the script travels as JSON through Jinja2's ``tojson`` (HTML-safe).
+One file, no network: inline CSS, one inline script (Chart.js, vendored in
+parity/report/vendor, then the page's own code) and two JSON data elements. Every piece of
+text from a case file is escaped: by Jinja2's autoescape in the HTML, and by ``tojson``'s
+encoder (``jinja2.utils.htmlsafe_json_dumps``: HTML-safe, ASCII-only JSON) in the data; the page's script only ever sets text
+(``textContent``), never markup, from the data.
+
+The page, top to bottom:
+
+* the status and the verdict counts (badges that filter the table);
+* **not ok**: every comparison that makes the exit status non-zero (FAIL, FIXED, undeclared
+  ERROR/CRASH/TIMEOUT), with its why, the declaration it was held to and the case file and
+  line to edit (server-rendered: it is on the first screen);
+* what the declarations accept (collapsed);
+* a matrix per op: side x side, the worst verdict and worst max abs over the op's cases
+  (from ``Report.to_pandas``);
+* the comparison table: rendered by the script from compact JSON (``table-data``), one line
+  per row, virtualized (only the rows in view are in the DOM), filtered and sorted on the
+  data; a drill-down per row;
+* what differs across hosts, the environment, and one collapsed section per case whose
+  body is rendered when opened.
+
+Size: the full drill-down data (``drill-data``: histogram, worst elements, error per channel,
+traceback and log) is written for the comparisons that are not PASS; a PASS row carries its
+worst element (and its histogram, where the comparison kept one) in its table row. Texts (names, whys, spellings, versions) are
+written once each, in a string table the rows index.
+
+ULP rule. parity.metrics counts the max ULP over the elements where the tolerance is
+relative, max(|a|, |b|) >= atol/rtol (below that atol governs); it is None when no element is
+that large, and the table shows a grey "–". On top of that (``ulp_rule``) the page marks, in
+grey, a max ULP that is still not information: "near 0" when the worst element (the one with
+the largest |a-b|) is within the comparison's atol of zero (or within 2**12 smallest normals
+of the dtype: a tolerance with atol 0 counts every element); "≈N" when the max ULP is more
+than 16 times the ULP distance N at the worst element, so that it sits at an element far
+smaller than the worst one, near or across zero (a sign change alone is ~2e9 float32 ULPs):
+the table then shows N. The raw max ULP stays in the tooltip, the drill-down, parity.csv and
+parity.json; the page's legend says the same.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from importlib import resources
 
 import jinja2
+import markupsafe
+import numpy as np
+from jinja2.utils import htmlsafe_json_dumps
 
 from parity.compare import side_label
 from parity.host import describe
-from parity.report import Report, fmt, jsonable, record, run_record, semantic_text
+from parity.report import Report, _side_labels, fmt, jsonable, semantic_text
+from parity.sides import EXTRA
+from parity.verdicts import (
+    CRASH,
+    ERROR,
+    KNOWN_GAP,
+    PASS,
+    SEVERITY,
+    TIMEOUT,
+    UNSUPPORTED,
+)
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("parity.report", "templates"),
@@ -24,35 +70,173 @@ _ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# compact JSON in the page (tojson is HTML-safe: <, >, & and ' are \u-escaped; ASCII only)
+_ENV.policies["json.dumps_kwargs"] = {"sort_keys": False, "separators": (",", ":"), "ensure_ascii": True,
+                                      "allow_nan": False}
 _ENV.filters["fmt"] = fmt
 _ENV.filters["semantic"] = semantic_text
 _ENV.filters["compact_json"] = lambda v: json.dumps(v, sort_keys=True, default=str)
 
-VERDICT_ORDER = ["FAIL", "FIXED", "CRASH", "TIMEOUT", "ERROR", "KNOWN_GAP", "UNSUPPORTED", "PASS"]
+VERDICT_ORDER = list(SEVERITY)
+#: verdicts a case may declare; the page tells "ERROR (declared)" from an undeclared ERROR
+_DECLARABLE = (ERROR, CRASH, TIMEOUT, UNSUPPORTED)
+#: run statuses whose drill-down shows the traceback and the run's log lines
+_FAILED = (ERROR, CRASH, TIMEOUT)
+#: the smallest normal number of each dtype
+_TINY = {"float16": 2.0**-14, "bfloat16": 2.0**-126, "float32": 2.0**-126, "float64": 2.0**-1022}
+#: the ULP rule's factors (module docstring)
+ULP_FAR = 16
+ULP_TINY_FACTOR = 2.0**12
+
+# row flags in the table data
+F_DECLARED, F_OK, F_DRILL, F_ULP_FAR, F_ULP_ZERO = 1, 2, 4, 8, 16
 
 
 def _chart_js() -> str:
     return resources.files("parity.report").joinpath("vendor/chart.umd.min.js").read_text()
 
 
-def _drill(row, rec: dict, own: dict) -> dict:
-    """What the drill-down of one comparison shows (JSON for the page's script)."""
+def verdict_key(row) -> str:
+    """The verdict as the page shows and filters it: 'ERROR (declared)' apart from 'ERROR'."""
+    return row.verdict + (" (declared)" if row.declared and row.verdict in _DECLARABLE else "")
+
+
+def _rank(verdict: str, ok: bool) -> int:
+    """Worst first: what is not ok before everything that is (a declared ERROR is ok)."""
+    return SEVERITY.index(verdict) + (0 if not ok else len(SEVERITY))
+
+
+def _key_rank(key: str) -> int:
+    verdict, declared = key.split(" ")[0], key.endswith("(declared)")
+    return _rank(verdict, verdict not in ("FAIL", "FIXED", ERROR, CRASH, TIMEOUT) or declared)
+
+
+def _num(v, digits: int = 4):
+    """A number for the page's table: 4 significant digits (parity.json has them all)."""
+    if v is None:
+        return None
+    v = float(v)
+    if not math.isfinite(v):
+        return jsonable(v)
+    if v == 0 or (v.is_integer() and abs(v) < 1e15):
+        return int(v) if v.is_integer() else v
+    return float(f"{v:.{digits}g}")
+
+
+def _full(v):
+    """A value at full precision (the worst elements: |a-b| is computed from them)."""
+    v = float(v)
+    return v if math.isfinite(v) else jsonable(v)
+
+
+def ulp_rule(rows) -> list[tuple[float | None, int]]:
+    """Per row: (the ULP distance at the worst element, flags F_ULP_ZERO / F_ULP_FAR when the
+    max ULP is not information; see the module docstring)."""
+    from parity.metrics import ulp_distance
+
+    out: list[tuple[float | None, int]] = [(None, 0)] * len(rows)
+    by_dtype: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        m = row.metrics
+        if m is not None and row.dtype in _TINY and math.isfinite(m.worst_a) and math.isfinite(m.worst_b):
+            by_dtype.setdefault(row.dtype, []).append(i)
+    for dtype, idx in by_dtype.items():
+        wa = np.array([rows[i].metrics.worst_a for i in idx], np.float64)
+        wb = np.array([rows[i].metrics.worst_b for i in idx], np.float64)
+        with np.errstate(all="ignore"):
+            dist = ulp_distance(wa, wb, dtype)
+        tiny = _TINY[dtype] * ULP_TINY_FACTOR
+        for j, i in enumerate(idx):
+            row, m = rows[i], rows[i].metrics
+            at_worst = float(dist[j])
+            flags = 0
+            if m.max_ulp is not None and math.isfinite(m.max_ulp) and m.max_ulp > ULP_FAR:
+                if max(abs(m.worst_a), abs(m.worst_b)) < max(row.atol, tiny):
+                    flags = F_ULP_ZERO
+                elif m.max_ulp > ULP_FAR * max(1.0, at_worst):
+                    flags = F_ULP_FAR
+            out[i] = (at_worst, flags)
+    return out
+
+
+def _ulp_note(row, at_worst, flags) -> str:
     m = row.metrics
+    if m is None:
+        return ""
+    if flags & F_ULP_ZERO:
+        return (f"max ULP {fmt(m.max_ulp)} is not information: the worst element "
+                f"({fmt(m.worst_a)} vs {fmt(m.worst_b)}) is within atol {fmt(row.atol)} of zero")
+    if flags & F_ULP_FAR:
+        return (f"max ULP {fmt(m.max_ulp)} sits at an element near or across zero, not information; "
+                f"at the worst element the gap is {fmt(at_worst)} ULP")
+    return ""
+
+
+def _why(row) -> str:
+    """The why of a row as one text: the declaration it is held to, its message, its notes."""
+    parts = []
+    if row.known is not None and (row.declared or row.verdict == KNOWN_GAP):
+        parts.append(f"known: {row.known.reason}")
+    if row.message:
+        parts.append(row.message)
+    parts += row.notes
+    return "\n".join(parts)
+
+
+def _failed_runs(row, runs_by_label: dict, s) -> list[dict]:
+    """The runs of a row's sides that raised, crashed or hung (or whose gradients did), with
+    their traceback and log lines (as indices into the string table: the case's runs hold
+    the same texts)."""
+    out = []
+    for label in (row.a.label, row.b.label):
+        r = runs_by_label.get(label)
+        if r is None:
+            continue
+        grad = r.grad or {}
+        if r.status in _FAILED:
+            status, message = r.status, r.message
+        elif grad.get("status") in _FAILED:
+            status, message = f"gradient {grad.get('status')}", grad.get("message", "")
+        else:
+            continue
+        out.append({"side": label, "status": status, "message": message or "", "traceback": s(r.traceback),
+                    "log": s(r.log)})
+    return out
+
+
+def _drill(row, own: dict, runs_by_label: dict, at_worst, ulp_flags, s) -> dict:
+    """What the drill-down of one comparison shows (JSON for the page's script). Compact:
+    the histogram as [exponent field, count, ...], the worst elements as [index, a, b], the
+    error per channel to 3 digits."""
+    m = row.metrics
+    k = row.known
     out = {
         "title": f"{row.case.name}: {row.title} [{row.output}]",
         "verdict": row.verdict,
+        "declared": row.declared,
+        "ok": row.ok,
         "cause": row.cause,
         "message": row.message,
-        "known": row.known.reason if row.known else "",
-        "atol": row.atol,
-        "rtol": row.rtol,
+        "notes": list(row.notes),
+        "known": k.reason if k else "",
+        "known_label": k.label() if k else "",
+        "known_describe": k.describe() if k else "",
+        "known_where": f"{row.case.path}:{k.line}" if k else "",
+        "where": f"{row.case.path}:{k.line if k and k.line else row.case.line}",
         "semantic": [list(d) for d in row.semantic],
         "semantic_max_abs": row.semantic_max_abs,
         "numeric": [],
+        "failed_runs": _failed_runs(row, runs_by_label, s),
     }
     if m is not None:
-        out.update(min_atol=m.min_atol, bound_ratio=m.bound_ratio, max_abs=m.max_abs, max_ulp=m.max_ulp,
-                   mismatches=m.mismatches, n=m.n, **m.details)
+        d = m.details
+        out.update(min_atol=m.min_atol, bound_ratio=m.bound_ratio, max_abs=m.max_abs, max_rel=m.max_rel,
+                   max_ulp=m.max_ulp, ulp_at_worst=at_worst, ulp_note=_ulp_note(row, at_worst, ulp_flags),
+                   mismatches=m.mismatches, n=m.n, histogram=_histogram(m))
+        worst = d.get("worst") or ([{"index": list(m.worst_index), "a": m.worst_a, "b": m.worst_b}] if m.n else [])
+        out["worst"] = [[list(w["index"]), _full(w["a"]), _full(w["b"])] for w in worst]
+        if d.get("per_channel_max_abs"):
+            out["per_channel_max_abs"] = [_num(v, 3) for v in d["per_channel_max_abs"]]
     if row.kind == "pair":  # the numeric part: each side against its own reference
         for side in (row.a.label, row.b.label):
             ref_row = own.get((side, row.output))
@@ -63,31 +247,74 @@ def _drill(row, rec: dict, own: dict) -> dict:
     return out
 
 
-def _matrix(case_report) -> dict:
-    """Framework x framework (+ reference, expected) cells of one case."""
-    rows = case_report.rows
-    sides = []
-    for r in rows:
-        for s in (r.a.label, r.b.label):
-            if s not in sides and s not in ("reference", "expected", "baseline"):
-                sides.append(s)
-    cols = sides + [s for s in ("reference", "expected", "baseline") if any(s in (r.a.label, r.b.label) for r in rows)]
-    cells: dict = {}
-    for r in rows:
-        for a, b in ((r.a.label, r.b.label), (r.b.label, r.a.label)):
-            cells.setdefault((a, b), []).append(r)
-    grid = []
-    for a in sides:
-        line = []
-        for b in cols:
-            found = cells.get((a, b), [])
-            if not found:
-                line.append(None)
-                continue
-            worst = min(found, key=lambda r: VERDICT_ORDER.index(r.verdict))
-            line.append({"verdict": worst.verdict, "rows": found})
-        grid.append((a, line))
-    return {"cols": cols, "grid": grid}
+def _histogram(m) -> list | None:
+    """[exponent field, count, ...]: the |a-b| histogram (binary orders of magnitude), flat."""
+    hist = m.details.get("histogram") if m is not None else None
+    if not hist:
+        return None
+    out = []
+    for b in hist:
+        lo = b["lo"]
+        e = 0 if lo == 0 else (2047 if math.isinf(lo) else math.frexp(lo)[1] + 1022)
+        out += [e, b["count"]]
+    return out
+
+
+class _Strings:
+    """Each text once: rows and cases index this table."""
+
+    def __init__(self):
+        self.index: dict[str, int] = {}
+        self.items: list[str] = []
+
+    def __call__(self, text) -> int:
+        text = "" if text is None else str(text)
+        i = self.index.get(text)
+        if i is None:
+            i = self.index[text] = len(self.items)
+            self.items.append(text)
+        return i
+
+
+def op_matrices(report: Report) -> list[dict]:
+    """Per op, side x side: the worst verdict over its cases and outputs, the worst max abs,
+    how many comparisons and how many are not ok (from Report.to_pandas, like Report.matrix)."""
+    if not report.rows:
+        return []
+    import pandas as pd
+
+    df = report.to_pandas()[["op", "case", "a", "b", "verdict", "ok", "declared", "max_abs"]]
+    df = df.assign(verdict=df["verdict"].astype(str), ok=df["ok"].fillna(False).astype(bool))
+    df["rank"] = [_rank(v, o) for v, o in zip(df["verdict"], df["ok"])]
+    df["bad"] = (~df["ok"]).astype(int)
+    both = pd.concat([df, df.rename(columns={"a": "b", "b": "a"})], ignore_index=True)
+    g = both.groupby(["op", "a", "b"], sort=False)
+    cells = pd.DataFrame({"rank": g["rank"].min(), "max_abs": g["max_abs"].max(), "n": g.size(),
+                          "bad": g["bad"].sum()})
+    out = []
+    for op in dict.fromkeys(df["op"]):
+        sub = df[df["op"] == op]
+        seen = list(dict.fromkeys(list(sub["a"]) + list(sub["b"])))
+        sides = [s for s in seen if s not in EXTRA]
+        cols = sides + [s for s in EXTRA if s in seen]
+        grid = []
+        for a in sides:
+            line = []
+            for b in cols:
+                if (op, a, b) not in cells.index:
+                    line.append(None)
+                    continue
+                c = cells.loc[(op, a, b)]
+                rank = int(c["rank"])
+                verdict = SEVERITY[rank % len(SEVERITY)]
+                ok = rank >= len(SEVERITY)
+                max_abs = None if pd.isna(c["max_abs"]) else float(c["max_abs"])
+                line.append({"b": b, "verdict": verdict, "ok": ok, "max_abs": max_abs, "n": int(c["n"]),
+                             "bad": int(c["bad"]),
+                             "declared": ok and verdict in _DECLARABLE})
+            grid.append((a, line))
+        out.append({"op": op, "cols": cols, "grid": grid, "cases": int(sub["case"].nunique())})
+    return out
 
 
 def environment(report: Report) -> dict:
@@ -106,38 +333,129 @@ def environment(report: Report) -> dict:
     return out
 
 
+def _metrics_text(row) -> str:
+    m = row.metrics
+    if m is None:
+        return ""
+    return (f"max abs {fmt(m.max_abs)}, {m.mismatches}/{m.n} beyond atol {fmt(row.atol)} rtol {fmt(row.rtol)}"
+            + (f", {fmt(m.bound_ratio)}\u00d7 the rounding bound" if m.bound_ratio is not None else ""))
+
+
 def render(report: Report) -> str:
     template = _ENV.get_template("report.html.j2")
-    cases, rows, drill = [], [], {}
-    filters = {"op": set(), "verdict": set(), "framework": set(), "device": set(), "dtype": set()}
-    for i, c in enumerate(report.cases):
+    s = _Strings()
+    rows_all = report.rows
+    ulp = ulp_rule(rows_all)
+    verdicts = list(SEVERITY)
+    tols: dict[tuple, int] = {}
+    table_rows, cases_data, drill = [], [], {}
+    bad_groups, accepted, summaries = [], {}, []
+    filters = {"op": set(), "framework": set(), "device": set(), "dtype": set()}
+    keys_seen: dict[str, int] = {}
+    gi = 0
+    for ci, c in enumerate(report.cases):
+        case = c.case
         own = {(r.a.label, r.output): r for r in c.rows if r.kind == "reference"}
-        case_rows = []
-        for j, row in enumerate(c.rows):
-            rid = f"c{i}r{j}"
-            rec = record(row)
-            fws = [s for s in (row.a.framework, row.b.framework) if s not in ("reference", "expected", "baseline")]
+        labelled = _side_labels(c)
+        runs_by_label = {label: r for r, label in labelled}
+        first = gi
+        bad_items = []
+        for row in c.rows:
+            rid = f"r{gi}"
+            m = row.metrics
+            at_worst, uflags = ulp[gi]
+            key = verdict_key(row)
+            keys_seen[key] = keys_seen.get(key, 0) + 1
+            flags = (F_DECLARED if row.declared else 0) | (F_OK if row.ok else 0) | uflags
+            needs_drill = row.verdict != PASS
+            if needs_drill:
+                flags |= F_DRILL
+                drill[rid] = _drill(row, own, runs_by_label, at_worst, uflags, s)
+            fws = [x for x in (row.a.framework, row.b.framework) if x not in EXTRA]
             devices = sorted({row.a.device, row.b.device} - {""})
-            item = {"id": rid, "row": row, "rec": rec, "frameworks": " ".join(fws), "devices": " ".join(devices)}
-            case_rows.append(item)
-            rows.append(item)
-            drill[rid] = _drill(row, rec, own)
-            filters["op"].add(c.case.op.name)
-            filters["verdict"].add(row.verdict)
+            tol = tols.setdefault((row.atol, row.rtol), len(tols))
+            why = _why(row)
+            table_rows.append([
+                ci, s(row.a.label), s(row.b.label), s(row.output), s(row.dtype), verdicts.index(row.verdict), flags,
+                _num(m.max_abs) if m else None, _num(m.max_rel) if m else None, _num(m.max_ulp) if m else None,
+                _num(at_worst) if at_worst is not None else None,
+                m.mismatches if m else None, m.n if m else None, _num(m.min_atol) if m else None, tol,
+                _num(m.bound_ratio) if m and m.bound_ratio is not None else None,
+                s(row.cause), s(why) if why else -1, s(row.kind), s(" ".join(devices)), s(" ".join(fws)),
+                None if needs_drill else _histogram(m),
+                None if needs_drill or m is None or not m.n else
+                [list(m.worst_index), _full(m.worst_a), _full(m.worst_b)],
+            ])
+            filters["op"].add(case.op.name)
             filters["framework"].update(fws)
             filters["device"].update(devices)
             filters["dtype"].add(row.dtype)
-        cases.append({
-            "id": f"case-{i}",
-            "report": c,
-            "rows": case_rows,
-            "runs": [run_record(r) for r in c.results],
-            "form": c.case.form().describe(),
-            "matrix": _matrix(c),
-        })
+            if not row.ok:
+                prev = bad_items[-1]["why"] if bad_items else None
+                bad_items.append({"id": rid, "row": row, "key": key, "metrics": _metrics_text(row),
+                                  "why": row.message, "same_why": bool(row.message) and row.message == prev,
+                                  "where": case.where(row.known.line if row.known else None)})
+            elif row.verdict != PASS:
+                group = accepted.setdefault((ci, row.known.index if row.known else -1, key), {
+                    "case": case, "ci": ci, "key": key, "known": row.known, "rows": [], "causes": [],
+                    "max_abs": None, "message": row.message, "first": rid})
+                group["rows"].append((rid, row))
+                if row.cause and row.cause not in group["causes"]:
+                    group["causes"].append(row.cause)
+                if m is not None and (group["max_abs"] is None or m.max_abs > group["max_abs"]):
+                    group["max_abs"] = m.max_abs
+            gi += 1
+        if bad_items:
+            bad_groups.append({"case": case, "ci": ci, "entries": bad_items})
+        worst = min(c.rows, key=lambda r: _rank(r.verdict, r.ok)) if c.rows else None
+        cases_data.append([
+            s(case.name), s(case.op.name), s(case.path), case.line, 0, s(case.source),  # description: in the HTML
+            s(json.dumps(case.params, sort_keys=True, default=str)), s(_form(case)),
+            [[name, list(x.get("shape", [])), x.get("dtype"), _num(x.get("min")), _num(x.get("max")),
+              _num(x.get("mean")), _num(x.get("std")), x.get("nonfinite") or 0, (x.get("sha256") or "")[:16]]
+             for name, x in (c.inputs or {}).items()],
+            [[s(label), s(r.status), s(r.spelling or ""),
+              [[s(a.get("spelling")), s(a.get("status")), s(a.get("message", ""))] for a in r.attempts or []],
+              s(json.dumps(r.native, sort_keys=True, default=str) if r.native else ""),
+              s(r.form.describe() if r.form else ""), s(r.version or ""),
+              _num(r.seconds, 3) if r.seconds is not None else None, s(r.message or ""),
+              s(r.traceback or ""), s(r.log or "")] for r, label in labelled],
+            [[k.index, s(k.describe()), s(json.dumps(k.when, sort_keys=True) if k.when else ""), s(k.reason), k.line]
+             for k in case.known],
+            first, gi - first,
+        ])
+        summaries.append((ci, c, verdict_key(worst) if worst else ""))
+    keys = sorted(keys_seen, key=_key_rank)
+    ops = {c.case.op.name: c.case.op.summary for c in report.cases}
+    data = {
+        "s": s.items, "verdicts": verdicts, "tols": [list(t) for t in tols], "rows": table_rows,
+        "cases": cases_data, "ops": ops, "ulp": {"far": ULP_FAR, "tiny_factor": ULP_TINY_FACTOR},
+    }
+    bad_total = sum(len(g["entries"]) for g in bad_groups)
     return template.render(
-        report=report, cases=cases, rows=rows, counts=report.counts(), versions=report.versions(),
-        filters={k: sorted(v) for k, v in filters.items()}, drill=jsonable(drill), environment=environment(report),
+        report=report, counts=report.counts(), keys=[(k, keys_seen[k]) for k in keys], versions=report.versions(),
+        n_rows=len(rows_all), bad_groups=bad_groups, bad_total=bad_total, accepted=list(accepted.values()),
+        matrices=op_matrices(report), filters={k: sorted(v) for k, v in filters.items()},
+        data=_json(data), drill=_json(jsonable(drill)), environment=environment(report),
         hosts=[(h, describe(h)) for h in report.hosts().values()], across_hosts=report.across_hosts(),
-        chart_js=_chart_js(),
+        chart_js=_chart_js(), case_summaries=summaries,
+        verdicts=verdicts, ulp_far=ULP_FAR,
+        accepted_counts=[(k, keys_seen[k]) for k in keys if k != PASS and _key_rank(k) >= len(SEVERITY)],
     )
+
+
+def _json(data) -> markupsafe.Markup:
+    """HTML-safe, ASCII, compact JSON for a data element (what ``tojson`` writes). The table
+    data's numbers went through _num already; should anything else be a NaN or an infinity,
+    ``jsonable`` (a walk of the data) makes it JSON-safe."""
+    try:
+        return htmlsafe_json_dumps(data, **_ENV.policies["json.dumps_kwargs"])
+    except ValueError:
+        return htmlsafe_json_dumps(jsonable(data), **_ENV.policies["json.dumps_kwargs"])
+
+
+def _form(case) -> str:
+    try:
+        return case.form().describe()
+    except Exception as exc:  # noqa: BLE001 -- a case that cannot form (blocked, bad params) still gets a section
+        return f"(no canonical form: {exc})"
