@@ -57,10 +57,11 @@ def case(op: str, *, inputs: dict, params: dict | None = None, native: dict | No
     return cases_.from_mapping(data, base)
 
 
-def load_cases(paths) -> list[Case]:
+def load_cases(paths, strict: bool = True) -> list[Case]:
     """The cases of case files and directories (searched for *.yaml), dtype sweeps expanded.
-    Raises parity.errors.CaseErrors listing every problem."""
-    return cases_.load_tree([Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)])
+    Raises parity.errors.CaseErrors listing every problem. ``strict=False`` keeps a case whose
+    only problem is a TODO reason (``Case.blocked``): a run reports it as not run."""
+    return cases_.load_tree([Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)], strict)
 
 
 def _cases(cases_or_paths) -> list[Case]:
@@ -68,7 +69,7 @@ def _cases(cases_or_paths) -> list[Case]:
     out: list[Case] = []
     files = [Path(x) for x in items if not isinstance(x, Case)]
     if files:
-        out += cases_.load_tree(files)
+        out += cases_.load_tree(files, strict=False)
     for c in items:
         if isinstance(c, Case):
             out += cases_.expand_dtypes(c)
@@ -82,6 +83,7 @@ def _cases(cases_or_paths) -> list[Case]:
 
 def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[str] | None = None,
         results: Path | None = None, baseline: str | None = None, baselines: Path = Path("baselines"),
+        baseline_partial: bool = False,
         timeout: float = runner.DEFAULT_TIMEOUT, python: dict | None = None, env: dict | None = None,
         keep_outputs: bool | None = None, pool: runner.WorkerPool | None = None, on_result=None,
         on_start=None, log_dir: Path | None = None, command: str | None = None) -> Report:
@@ -90,7 +92,8 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
     judge every comparison. Returns a Report.
 
     ``results``: also write a results store there (whole or not at all, parity.store).
-    ``baseline``: also compare each run with its own output in that baseline.
+    ``baseline``: also compare each run with its own output in that baseline; a run the
+    baseline lacks is an ERROR, unless ``baseline_partial``.
     ``python``: {"torch": PYTHON} runs a framework from another interpreter, {"torch:LABEL":
     PYTHON} a second time from it; ``env``: {"mindspore:LABEL": {"ONEDNN_MAX_CPU_ISA":
     "AVX2"}} a second time with environment variables set. ``keep_outputs``: keep every
@@ -119,7 +122,8 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
 
     def on_case_done(c, res, refs, summary, arrays):
         prior = old.cases[c.name].results if old and c.name in old.cases else ([] if old else None)
-        rows = compare.evaluate(c, res, refs, baseline=prior, baseline_name=baseline or "")
+        rows = compare.evaluate(c, res, refs, baseline=prior, baseline_name=baseline or "",
+                                baseline_partial=baseline_partial)
         if writer:
             writer.add(c, res, arrays, next((r.inputs_sha256 for r in res + refs if r.inputs_sha256), None))
         if not keep:
@@ -157,7 +161,7 @@ def _check_names(fws, devices) -> None:
 
 
 def load(results, cases=None, *, baseline: str | None = None, baselines: Path = Path("baselines"),
-         quiet: bool = False) -> Report:
+         baseline_partial: bool = False, quiet: bool = False) -> Report:
     """A Report from one or more results stores (read as one: several hosts, shards, a CPU
     and a GPU machine), running no framework. The references and comparisons are computed
     again from the stored inputs and outputs.
@@ -178,7 +182,8 @@ def load(results, cases=None, *, baseline: str | None = None, baselines: Path = 
         refs = runner.reference_results(sc.case, [r.form for r in sc.results], sc.inputs, sc.digest)
         old = prior.cases[sc.case.name].results if prior and sc.case.name in prior.cases else \
             ([] if prior else None)
-        rows = compare.evaluate(sc.case, sc.results, refs, baseline=old, baseline_name=baseline or "")
+        rows = compare.evaluate(sc.case, sc.results, refs, baseline=old, baseline_name=baseline or "",
+                                baseline_partial=baseline_partial)
         from parity import inputs
 
         done.append(CaseReport(sc.case, sc.results, refs, rows, inputs.summarize(sc.inputs), dict(sc.inputs)))

@@ -8,6 +8,7 @@ anything runs. The format is documented in README.md ("Case files").
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -25,6 +26,8 @@ from parity.errors import CaseError, CaseErrors
 from parity.inputs import DTYPES, INITS, MAX_ELEMENTS, MAX_RANK, MAX_SEED, InputSpec
 
 STATUSES_DECLARABLE = ("ERROR", "UNSUPPORTED", "CRASH", "TIMEOUT")
+#: the reason parity new-case writes for a declaration someone must still explain
+PLACEHOLDER = "TODO"
 SIDES_EXTRA = ("reference", "expected", "baseline")
 EXPECTED_KEYS = ("reference", "all")
 GRAD_STREAM = 0x67726164  # "grad": the upstream gradient's own random stream (Case.upstream)
@@ -108,6 +111,9 @@ class Case:
     grad: dict | None = None  # {"seed": N}: also compare the vector-Jacobian products
     #: a case built in code (from_mapping): the mapping, arrays included, for a store to write down
     document: dict | None = field(default=None, compare=False, repr=False)
+    #: problems that keep this case, and only it, from running (a known: reason still TODO):
+    #: parity validate refuses them; parity run reports the case as not run (ERROR) and runs the rest
+    blocked: tuple = ()
 
     @property
     def shapes(self) -> dict[str, tuple[int, ...]]:
@@ -357,7 +363,9 @@ def _schema_errors(doc: yamlio.Document, schema: dict, instance, base: tuple) ->
             for key in inst:
                 if key not in allowed:
                     hint = f"expected one of: {', '.join(allowed)}" if allowed else "no fields allowed here"
-                    out.append(doc.error(path + (key,), f"unknown field; {hint}", key=True))
+                    close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+                    mean = f"did you mean {close[0]!r}? " if close else ""
+                    out.append(doc.error(path + (key,), f"unknown field; {mean}{hint}", key=True))
             continue
         if v == "propertyNames":
             bad = err.instance
@@ -444,14 +452,18 @@ def _param_int_errors(doc: yamlio.Document, schema: dict, params: dict, base: tu
 
 # --- loading -------------------------------------------------------------------
 
-def load_case(file: Path, root: Path | None = None) -> Case:
-    """Load and validate one case file; raises CaseErrors listing every problem."""
+def load_case(file: Path, root: Path | None = None, strict: bool = True) -> Case:
+    """Load and validate one case file; raises CaseErrors listing every problem. With
+    ``strict=False`` a case whose only problems keep it alone from running (``Case.blocked``:
+    a TODO reason) is returned with them, for a run to report it as not run."""
     file = Path(file)
     doc = yamlio.load(file)
     errors: list[CaseError] = []
     case = _build(doc, root or file.parent, errors)
     if errors:
         raise CaseErrors(errors)
+    if strict and case.blocked:
+        raise CaseErrors(list(case.blocked))
     return case
 
 
@@ -570,7 +582,9 @@ def _build(doc: yamlio.Document, root: Path, errors: list) -> Case | None:
             errors.append(doc.error(("inputs", name), f"op {op.name} takes no input {name!r}; "
                                                       f"expected: {', '.join(allowed)}", key=True))
             continue
-        spec = _input_spec(doc, ("inputs", name), name, raw, root, errors)
+        # in a dtype sweep every input is drawn (or rounded) in each dtype: its own dtype is optional
+        sweep = data.get("dtypes")[0] if isinstance(data.get("dtypes"), list) and data.get("dtypes") else None
+        spec = _input_spec(doc, ("inputs", name), name, raw, root, errors, default_dtype=sweep)
         if spec is not None:
             specs[name] = spec
     for name in op.inputs:
@@ -608,10 +622,14 @@ def _build(doc: yamlio.Document, root: Path, errors: list) -> Case | None:
                 expected.append(Expected(who, out_name, spec, raw.get("atol"), raw.get("rtol"), doc.line(path)))
 
     known = []
+    blockers = []
     for i, raw in enumerate(data.get("known") or []):
         k = _known(doc, ("known", i), i, raw, op, errors, outputs)
         if k is not None:
             known.append(k)
+            if k.reason.strip().upper().startswith(PLACEHOLDER):
+                blockers.append(doc.error(("known", i, "reason"), "is still a placeholder (TODO): say why this "
+                                                                   "outcome is expected, with its source"))
 
     if not errors:
         errors += _unused_inputs(doc, op, params, native, specs)
@@ -619,6 +637,7 @@ def _build(doc: yamlio.Document, root: Path, errors: list) -> Case | None:
         return None
     tol = data.get("tolerance") or {}
     return Case(
+        blocked=tuple(blockers),
         name=str(data.get("name") or _default_name(doc.file, root)),
         path=doc.file,
         op=op,
@@ -909,9 +928,6 @@ def _known(doc, path, index, raw, op, errors, outputs) -> Known | None:
     if "output" in raw and raw["output"] not in outputs:
         errors.append(doc.error(path + ("output",), f"op {op.name} has no output {raw['output']!r}; "
                                                     f"outputs: {', '.join(outputs)}{_GRAD_HINT}"))
-    if raw["reason"].strip().upper().startswith("TODO"):
-        errors.append(doc.error(path + ("reason",), "is still a placeholder (TODO): say why this outcome is "
-                                                    "expected, with its source"))
     if len(errors) > before:
         return None
     when = dict(raw.get("when") or {})
@@ -974,14 +990,15 @@ def expand_dtypes(case: Case) -> list[Case]:
             for d in case.dtypes]
 
 
-def load_tree(paths: list[Path]) -> list[Case]:
-    """Load every case under ``paths`` (dtype sweeps expanded); all problems are raised together."""
+def load_tree(paths: list[Path], strict: bool = True) -> list[Case]:
+    """Load every case under ``paths`` (dtype sweeps expanded); all problems are raised together
+    (``strict=False``: see load_case)."""
     errors: list[CaseError] = []
     cases: list[Case] = []
     seen: dict[str, Case] = {}
     for file, root in find_files(paths):
         try:
-            case = load_case(file, root)
+            case = load_case(file, root, strict)
         except CaseErrors as exc:
             errors += exc.errors
             continue

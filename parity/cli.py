@@ -116,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also compare each framework's outputs with its own outputs in baseline NAME")
     run.add_argument("--baselines", type=Path, default=Path("baselines"), metavar="DIR",
                      help="where baselines live (default: baselines/)")
+    run.add_argument("--baseline-partial", action="store_true",
+                     help="with --baseline: accept cases and sides the baseline lacks (UNSUPPORTED; default: ERROR)")
     run.add_argument("--shard", type=_shard, metavar="K/N",
                      help="run the K-th of N deterministic slices of the cases (sorted by name)")
     run.add_argument("-q", "--quiet", action="store_true",
@@ -125,7 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list cases (and with --ops, operators and their spellings)")
     paths(ls)
-    ls.add_argument("--ops", action="store_true", help="list operators and framework spellings instead")
+    ls.add_argument("--ops", action="store_true",
+                    help="list operators instead: with PATH names (parity list --ops layer_norm), those ops with "
+                         "their parameters and defaults, inputs, each framework's spellings and native parameters, "
+                         "and the default traps (where a framework's defaults compute something else than torch's)")
 
     val = sub.add_parser("validate", help="check case files without running anything")
     paths(val)
@@ -139,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where to write the reports (default: reports/)")
     rep.add_argument("--baseline", metavar="NAME", help="also compare with baseline NAME")
     rep.add_argument("--baselines", type=Path, default=Path("baselines"), metavar="DIR")
+    rep.add_argument("--baseline-partial", action="store_true",
+                     help="with --baseline: accept cases and sides the baseline lacks (UNSUPPORTED; default: ERROR)")
     rep.add_argument("-v", "--verbose", action="store_true",
                      help="print every comparison in the table (default: those that are not PASS, and the counts)")
     rep.add_argument("--cases", type=Path, metavar="DIR", dest="cases_dir",
@@ -165,11 +172,26 @@ def build_parser() -> argparse.ArgumentParser:
                                     "every observed gap or error declared with the versions that showed it and a "
                                     "placeholder reason that `parity validate` refuses until you fill it in.")
     nc.add_argument("--from", dest="from_results", type=Path, required=True, metavar="RESULTS")
-    nc.add_argument("--case", required=True, metavar="NAME", help="the stored case to turn into a regression case")
+    nc.add_argument("--case", required=True, action="append", metavar="NAME",
+                    help="a stored case to turn into a regression case (repeat for several)")
     nc.add_argument("--between", nargs=2, metavar=("A", "B"), help="keep only these two frameworks")
     nc.add_argument("--name", metavar="NAME", help="name of the new case (default: regression/<case>)")
     nc.add_argument("--out", type=Path, default=Path("cases/regressions"), metavar="DIR",
                     help="directory for the case and its .npy files (default: cases/regressions)")
+
+    ac = sub.add_parser(
+        "accept", help="update case files in place to declare what stored results show (the upgrade loop)",
+        description="For each stored case whose comparisons are not ok, edit its case file itself, keeping its "
+                    "comments, formatting and inputs: remove declarations a FIXED verdict proved stale, widen "
+                    "the bound a FAIL exceeded, and declare new gaps and errors with the versions and host that "
+                    "showed them and a TODO reason (that case does not run until the reason is written; the "
+                    "others do). Prints the diff; --write writes it. Exit status 1 when there are edits not "
+                    "written, 0 otherwise.")
+    ac.add_argument("--from", dest="from_results", type=Path, default=Path("reports/results"), metavar="RESULTS",
+                    help="the results store (default: reports/results)")
+    ac.add_argument("-k", "--case", action="append", default=[], metavar="TEXT",
+                    help="only cases whose name contains TEXT (repeatable)")
+    ac.add_argument("--write", action="store_true", help="write the edits (default: show them)")
 
     ex = sub.add_parser(
         "explain", help="decompose gaps into semantics and numerics; derive and verify the exact mapping",
@@ -232,11 +254,21 @@ def cmd_validate(args) -> int:
 
 def cmd_list(args) -> int:
     if args.ops:
-        for name, op in sorted(ops.registry().items()):
-            say(f"{name}: {op.summary}")
-            for fw, spellings in op.spellings.items():
-                mark = "" if frameworks.installed(fw) else "  (not installed)"
-                say(f"  {fw:<11} {', '.join(s.name for s in spellings)}{mark}")
+        from parity import opinfo
+
+        names = [str(p) for p in args.paths if str(p) != "cases"]
+        unknown = [n for n in names if n not in ops.registry()]
+        if unknown:
+            raise InputError(f"list --ops: unknown op {', '.join(unknown)}; there are: {', '.join(ops.names())}")
+        if not names:  # the overview: one line per op and framework
+            for name, op in sorted(ops.registry().items()):
+                say(f"{name}: {op.summary}")
+                for fw, spellings in op.spellings.items():
+                    mark = "" if frameworks.installed(fw) else "  (not installed)"
+                    say(f"  {fw:<11} {', '.join(s.name for s in spellings)}{mark}")
+            say("(parity list --ops OP ... shows each op's parameters, defaults and default traps)")
+            return 0
+        say("\n\n".join(opinfo.describe(ops.get(n)) for n in names))
         return 0
     from parity.cases import load_tree
 
@@ -320,7 +352,7 @@ def cmd_run(args) -> int:
         bad = [d for d in args.device if d not in frameworks.DEVICES]
         if bad:
             raise InputError(f"--device: unknown {', '.join(bad)}; expected {', '.join(frameworks.DEVICES)}")
-    cases = _select(api.load_cases(args.paths), args.case)
+    cases = _select(api.load_cases(args.paths, strict=False), args.case)
     if args.shard:
         cases = shard(cases, *args.shard)
     results_dir = None if args.no_results else (args.results or store.default_results_dir(args.report_dir))
@@ -334,9 +366,10 @@ def cmd_run(args) -> int:
         signal.signal(signal.SIGTERM, _interrupt)  # CI cancels with SIGTERM: treat it as Ctrl-C
         try:
             rep = api.run(cases, frameworks=args.frameworks, devices=args.device, results=results_dir,
-                          baseline=args.baseline, baselines=args.baselines, timeout=args.timeout, python=python,
+                          baseline=args.baseline, baselines=args.baselines, baseline_partial=args.baseline_partial,
+                          timeout=args.timeout, python=python,
                           env=env, keep_outputs=False, on_result=None if args.quiet else progress.update,
-                          on_start=lambda runs: setattr(progress, "total", len(runs)),
+                          on_start=progress.start,
                           log_dir=None if args.no_report else args.report_dir / "logs",
                           command="parity " + shlex.join(sys.argv[1:]))
         finally:
@@ -363,7 +396,8 @@ def cmd_report(args) -> int:
         store.baseline_path(args.baselines, args.baseline)
     lock = _report_lock(args.report_dir)
     try:
-        rep = api.load(args.results, args.cases_dir, baseline=args.baseline, baselines=args.baselines)
+        rep = api.load(args.results, args.cases_dir, baseline=args.baseline, baselines=args.baselines,
+                       baseline_partial=args.baseline_partial)
         with fsutil.deferred_signals(restore=False) as held:
             say(terminal.render(rep, verbose=args.verbose), end="")
             _write_reports(rep, args)
@@ -401,11 +435,39 @@ def cmd_baseline(args) -> int:
     return 0
 
 
+def cmd_accept(args) -> int:
+    from parity import accept
+
+    edits = accept.accept(args.from_results, args.case or None, write=args.write)
+    if not edits:
+        say(f"nothing to accept: every stored comparison in {args.from_results} is ok under its case file")
+        return 0
+    for edit in edits:
+        say(edit.diff, end="")
+        say(f"{edit.path}: " + "; ".join(edit.summary))
+    todo = sum(edit.after.count(f"{accept.PLACEHOLDER}:") - edit.before.count(f"{accept.PLACEHOLDER}:")
+               for edit in edits)
+    if args.write:
+        say(f"wrote {len(edits)} case file(s)" + (f"; write the {todo} TODO reason(s): until then those cases do not "
+                                                  f"run" if todo else ""))
+        return 0
+    say(f"{len(edits)} case file(s) to edit: run again with --write to write them")
+    return 1
+
+
 def cmd_new_case(args) -> int:
     from parity import scaffold
 
-    path = scaffold.new_case(args.from_results, args.case, args.out, args.between, args.name)
-    say(f"wrote {path}: fill in the reason of each known entry (validation refuses TODO), then run it")
+    if args.name and len(args.case) > 1:
+        raise InputError("new-case: --name names one case; give one --case with it")
+    for name in args.case:
+        path = scaffold.new_case(args.from_results, name, args.out, args.between, args.name)
+        todo = scaffold.todo(path)
+        if todo:
+            say(f"wrote {path}: {todo} known entr{'y' if todo == 1 else 'ies'} to explain: replace each TODO reason "
+                f"(the case does not run until then), then run it")
+        else:
+            say(f"wrote {path}: every comparison passed, so it declares nothing; run it to check it reproduces")
     return 0
 
 
@@ -494,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {"run": cmd_run, "list": cmd_list, "validate": cmd_validate, "explain": cmd_explain,
                 "report": cmd_report, "merge": cmd_merge, "baseline": cmd_baseline,
-                "new-case": cmd_new_case, "fuzz": cmd_fuzz}[args.command](args)
+                "new-case": cmd_new_case, "accept": cmd_accept, "fuzz": cmd_fuzz}[args.command](args)
     except InputError as exc:
         say(f"parity: error: {exc}" if "\n" not in str(exc) else f"parity: invalid input:\n{exc}", file=sys.stderr)
         return exc.exit_code

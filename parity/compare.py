@@ -194,7 +194,11 @@ class _Evaluation:
         return Comparison(self.case, kind, a, b, output, self.dtype, verdict, atol, rtol, **kw)
 
     def measure(self, row: Comparison, a, b, bound=None) -> None:
-        row.metrics = metrics(a, b, self.dtype, row.atol, row.rtol, bound, detail=True)
+        """The row's metrics and PASS/FAIL; the drill-down data (histogram, worst elements, per
+        channel) only for a row beyond tolerance, where a reader needs it (a second pass)."""
+        row.metrics = metrics(a, b, self.dtype, row.atol, row.rtol, bound)
+        if row.metrics.mismatches:
+            row.metrics = metrics(a, b, self.dtype, row.atol, row.rtol, bound, detail=True)
         row.verdict = PASS if row.metrics.mismatches == 0 else FAIL
 
     def against_reference(self) -> None:
@@ -265,9 +269,11 @@ class _Evaluation:
                 self.declarations.apply_gap(row)
                 self.rows.append(row)
 
-    def against_baseline(self, baseline: list[Result], name: str) -> None:
+    def against_baseline(self, baseline: list[Result], name: str, partial: bool = False) -> None:
         """Each run against the same framework, device and variant (and host, where the baseline
-        has it) in the baseline."""
+        has it) in the baseline. A run the baseline lacks (a case or side added since, or a
+        baseline saved from a subset) is an ERROR: after an upgrade a silent gap would be a false
+        green; with ``partial`` it is UNSUPPORTED."""
         old: dict = {}
         for b in baseline:
             key = (b.framework, b.device, b.dtype, b.variant)
@@ -283,9 +289,14 @@ class _Evaluation:
                 b_side = Side(BASELINE, BASELINE, r.device, b.version if b else None,
                               self.side(b, output).spelling if b else None, host=b.host if b else None)
                 row = self.row("baseline", a_side, b_side, output, PASS)
-                if b is None or b.status != OK:
+                if b is None:
+                    row.verdict = UNSUPPORTED if partial else ERROR
+                    row.message = (f"not in baseline {name!r}: it was saved without this case or side"
+                                   + ("" if partial else "; save a new baseline, or accept runs the baseline lacks "
+                                                         "with --baseline-partial"))
+                elif b.status != OK:
                     row.verdict = UNSUPPORTED
-                    row.message = f"no baseline output ({b.status + ': ' + b.message if b else 'not in the baseline'})"
+                    row.message = f"no baseline output ({b.status}: {b.message})"
                 elif b.inputs_sha256 and r.inputs_sha256 and b.inputs_sha256 != r.inputs_sha256:
                     row.verdict = ERROR
                     row.message = "the case's inputs changed since the baseline: save a new baseline"
@@ -311,7 +322,7 @@ class _Evaluation:
 
 
 def evaluate(case: Case, results: list[Result], refs: list[Result], baseline: list[Result] | None = None,
-             baseline_name: str = "baseline") -> list[Comparison]:
+             baseline_name: str = "baseline", baseline_partial: bool = False) -> list[Comparison]:
     """Every comparison of one case, with its verdict; with ``baseline`` (the stored results of
     an earlier run) also each run against its own baseline output. Each declaration's
     ``when:`` is judged against the runs' own environments (host, versions, device)."""
@@ -320,7 +331,7 @@ def evaluate(case: Case, results: list[Result], refs: list[Result], baseline: li
     ev.pairs()
     ev.golden()
     if baseline is not None:
-        ev.against_baseline(baseline, baseline_name)
+        ev.against_baseline(baseline, baseline_name, baseline_partial)
     return ev.finish()
 
 

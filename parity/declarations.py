@@ -80,7 +80,10 @@ class Declarations:
     # --- applying ---------------------------------------------------------------------
     def apply_status(self, row, status: str, message: str) -> None:
         """A row of a run against the reference: a declared status, or FIXED when the run went
-        through (``status``/``message``: the row's; a gradient row has its own)."""
+        through (``status``/``message``: the row's; a gradient row has its own). A case that
+        did not run (Case.blocked) declares nothing: its rows stay ERROR."""
+        if self.case.blocked:
+            return
         entries = []
         for k in self.case.known:
             if k.framework and sides.matches(k.framework, row.a.label) and k.output in (None, row.output):

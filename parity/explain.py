@@ -173,6 +173,44 @@ def _numeric_line(row) -> str:
     return f"{row.a.label}: max abs {fmt(m.max_abs)}, {fmt(m.max_ulp)} ulp{share}"
 
 
+def _conclusion(ex: PairExplanation) -> list[str]:
+    """What the decomposition means for each output's verdict, the declaration the verdict
+    was held to, and the next step: the same words as the report's why."""
+    out = []
+    own = {(r.a.framework, r.output): r for rows in ex.own.values() for r in rows}
+    for row in ex.rows:
+        if row.verdict == "PASS" and not ex.semantic:
+            continue
+        ratios = [own.get((fw, row.output)) for fw in (ex.a.framework, ex.b.framework)]
+        within = all(r is not None and r.metrics is not None and r.metrics.bound_ratio is not None
+                     and r.metrics.bound_ratio <= 1 for r in ratios)
+        if ex.semantic:
+            cause = "semantic: the calls compute different things (the exact mapping below makes them agree)"
+        elif within:
+            cause = ("numeric: both sides are within the op's rounding bound of their own reference, so rounding "
+                     "of the run dtype explains the gap; the tolerance is tighter than what rounding allows for "
+                     "this input")
+        else:
+            cause = ("numeric, beyond the rounding bound: not rounding alone (an overflow, a one-pass variance, "
+                     "another algorithm): look at the side whose reference row is beyond its bound")
+        out.append(f"  verdict [{row.output}]: {row.verdict}: {cause}")
+        if row.known is not None:
+            k = row.known
+            out.append(f"    declared: {k.label()} {k.describe()} at {row.case.path}:{k.line}: {k.reason}")
+        for note in row.notes:
+            out.append(f"    note: {note}")
+        if not row.ok:
+            if ex.semantic:
+                step = "apply the exact mapping below to the case (--write-case PATH writes it), or declare the gap"
+            elif within:
+                step = (f"declare it in {row.case.path}: known: - between: [{row.a.label}, {row.b.label}] "
+                        f"with max_bound_ratio: 1 (holds on every host) and the reason")
+            else:
+                step = "find which side is beyond its bound (numeric part above) and report or declare it"
+            out.append(f"    next: {step}")
+    return out
+
+
 def render(explanations: list[PairExplanation]) -> str:
     lines: list[str] = []
     for ex in explanations:
@@ -200,6 +238,7 @@ def render(explanations: list[PairExplanation]) -> str:
         for fw in (a, b):
             for row in ex.own.get(fw, []):
                 lines.append(f"    [{row.output}] " + _numeric_line(row))
+        lines += _conclusion(ex)
         for m in ex.mappings:
             head = f"  exact mapping: {m.target} computing {m.source}'s call: "
             if not m.exists:

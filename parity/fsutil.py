@@ -208,21 +208,28 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), str(b))
 
 
-def swap_into_place(new: Path, dest: Path) -> None:
+def swap_into_place(new: Path, dest: Path, keep_old: Path | None = None) -> None:
     """Make ``new`` (a complete directory beside ``dest``) be ``dest``; the old ``dest``, if
-    any, is removed afterwards. At every instant ``dest`` is the old or the new directory
-    (with the two-rename fallback, a crash between them is undone by ``recover_swap``)."""
+    any, is removed afterwards, or moved to ``keep_old`` (replacing what was there). At every
+    instant ``dest`` is the old or the new directory (with the two-rename fallback, a crash
+    between them is undone by ``recover_swap``)."""
     new, dest = Path(new), Path(dest)
     fsync_dir(new)
     if not dest.exists():
         os.rename(new, dest)
+        old = None
     elif _exchange(new, dest):
-        shutil.rmtree(new, ignore_errors=True)  # ``new`` now holds the old directory
+        old = new  # ``new`` now holds the old directory
     else:
         old = dest.parent / f".{dest.name}.parity-old-{os.getpid()}"
         os.rename(dest, old)
         os.rename(new, dest)
-        shutil.rmtree(old, ignore_errors=True)
+    if old is not None:
+        if keep_old is not None:
+            shutil.rmtree(keep_old, ignore_errors=True)
+            os.rename(old, keep_old)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
     fsync_dir(dest.parent)
 
 

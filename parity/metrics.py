@@ -7,7 +7,10 @@ float64 and vectorized:
 * ``max_abs``, ``mean_abs``: of |a - b| over the elements;
 * ``max_rel``: of |a - b| / max(|a|, |b|) (symmetric; 0 where both are 0);
 * ``max_ulp``: the distance in units in the last place of the *run dtype*, after
-  rounding both sides to it (float64 references are rounded once);
+  rounding both sides to it (float64 references are rounded once), over the elements where
+  the tolerance is relative: max(|a|, |b|) >= atol / rtol. Below that magnitude atol governs
+  and a distance in ulps is noise (a value near zero is billions of ulps from its negative);
+  None when no element is that large. With atol 0 every element counts;
 * ``mismatches``: elements with |a - b| > atol + rtol * max(|a|, |b|), or where
   NaN/Inf positions disagree (NaN matches NaN, Inf matches the same Inf);
 * ``min_atol``: the smallest atol that would pass at the case's rtol;
@@ -40,7 +43,7 @@ class Metrics:
     max_abs: float
     max_rel: float
     mean_abs: float
-    max_ulp: float
+    max_ulp: float | None
     mismatches: int
     nonfinite_mismatches: int
     min_atol: float
@@ -76,10 +79,23 @@ def ulp_distance(a: np.ndarray, b: np.ndarray, dtype: str) -> np.ndarray:
                     np.abs(oa).astype(np.float64) + np.abs(ob).astype(np.float64))
 
 
-def _max_ulp(a: np.ndarray, b: np.ndarray, dtype: str) -> float:
-    """max ulp distance of two finite chunks. Where the signs agree the distance is the
-    difference of the raw bit patterns; the (rare) elements of opposite signs take the
-    exact path."""
+def ulp_threshold(atol: float, rtol: float) -> float:
+    """The magnitude below which the tolerance is absolute (atol > rtol * |x|): ULP distances
+    are counted only at or above it (0: everywhere, with atol 0; inf: nowhere, with rtol 0)."""
+    if atol <= 0:
+        return 0.0
+    return atol / rtol if rtol > 0 else math.inf
+
+
+def _max_ulp(a: np.ndarray, b: np.ndarray, dtype: str, sel: np.ndarray | None = None) -> float | None:
+    """max ulp distance of two finite chunks, over the elements ``sel`` selects (all without
+    it; None when it selects none). Where the signs agree the distance is the difference of
+    the raw bit patterns; the (rare) elements of opposite signs take the exact path."""
+    if sel is not None:
+        if not sel.any():
+            return None
+        if not sel.all():
+            a, b = a[sel], b[sel]
     dt = DTYPES[dtype]
     if dt.itemsize == 8:
         return float(ulp_distance(a, b, dtype).max())
@@ -87,9 +103,12 @@ def _max_ulp(a: np.ndarray, b: np.ndarray, dtype: str) -> float:
     with np.errstate(over="ignore"):  # a float64 reference beyond the dtype's range rounds to inf
         ia = a.astype(dt, copy=False).view(ints)
         ib = b.astype(dt, copy=False).view(ints)
+    opposite = np.bitwise_xor(ia, ib) < 0
+    if not opposite.any():  # the usual case: bit patterns of one sign, whose difference fits their width
+        diff = np.subtract(ia, ib)
+        return float(max(int(diff.max()), -int(diff.min())))
     diff = np.subtract(ia, ib, dtype=np.int64)
     best = float(max(diff.max(), -diff.min()))
-    opposite = np.bitwise_xor(ia, ib) < 0
     if opposite.any():
         same_max = np.abs(diff[~opposite]).max(initial=0)
         best = max(float(same_max), float(ulp_distance(a[opposite], b[opposite], dtype).max()))
@@ -97,7 +116,7 @@ def _max_ulp(a: np.ndarray, b: np.ndarray, dtype: str) -> float:
 
 
 #: elements per chunk: float64 temporaries of 2 MiB stay in cache, memory stays bounded
-CHUNK = 1 << 18
+CHUNK = 1 << 15  # 32 Ki elements: each float64 temporary (256 KiB) stays in a core's L2 cache
 
 
 @dataclass
@@ -108,12 +127,12 @@ class _Part:
     argmax: int
     sum_abs: float
     max_rel: float
-    max_ulp: float
+    max_ulp: float | None
     mismatches: int
     nonfinite: int
     max_excess: float
     ratio: float | None
-    exponents: np.ndarray  # counts of |a - b| by float64 exponent field (2047: inf/NaN)
+    exponents: np.ndarray | None  # with detail: counts of |a - b| by float64 exponent field (2047: inf/NaN)
 
 
 def _exponent_counts(diff: np.ndarray) -> np.ndarray:
@@ -122,7 +141,7 @@ def _exponent_counts(diff: np.ndarray) -> np.ndarray:
 
 
 @np.errstate(over="ignore")  # sums of huge finite differences may overflow: the general path handles them
-def _chunk(a, b, bound, dtype, atol, rtol) -> _Part:
+def _chunk(a, b, bound, dtype, atol, rtol, detail: bool = False) -> _Part:
     a64 = a.astype(np.float64, copy=False)
     b64 = b.astype(np.float64, copy=False)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -130,9 +149,11 @@ def _chunk(a, b, bound, dtype, atol, rtol) -> _Part:
     np.abs(diff, out=diff)
     total = float(diff.sum())  # not finite iff some difference is NaN/Inf (or the sum overflows)
     if not math.isfinite(total) or (bound is not None and not math.isfinite(float(bound.sum()))):
-        return _chunk_general(a64, b64, bound, dtype, atol, rtol)
+        return _chunk_general(a64, b64, bound, dtype, atol, rtol, detail)
     scale = np.abs(a64)
     np.maximum(scale, np.abs(b64), out=scale)
+    threshold = ulp_threshold(atol, rtol)
+    ulp = _max_ulp(a, b, dtype, None if threshold == 0 else scale >= threshold)
     work = np.multiply(scale, rtol)
     np.subtract(diff, work, out=work)  # excess over the relative part: > atol is a mismatch
     max_excess = float(work.max())
@@ -147,12 +168,12 @@ def _chunk(a, b, bound, dtype, atol, rtol) -> _Part:
     worst = int(np.argmax(diff))
     if ratio is not None and math.isnan(ratio):  # every difference 0 where the bound is 0
         ratio = 0.0
-    return _Part(float(diff[worst]), worst, total, 0.0 if math.isnan(max_rel) else max_rel, _max_ulp(a, b, dtype),
-                 mismatches, 0, max_excess, ratio, _exponent_counts(diff))
+    return _Part(float(diff[worst]), worst, total, 0.0 if math.isnan(max_rel) else max_rel, ulp,
+                 mismatches, 0, max_excess, ratio, _exponent_counts(diff) if detail else None)
 
 
 @np.errstate(over="ignore")
-def _chunk_general(a64, b64, bound, dtype, atol, rtol) -> _Part:
+def _chunk_general(a64, b64, bound, dtype, atol, rtol, detail: bool = False) -> _Part:
     """The same partial metrics for chunks with NaN/Inf (or a NaN bound)."""
     finite = np.isfinite(a64) & np.isfinite(b64)
     with np.errstate(invalid="ignore", over="ignore"):
@@ -170,6 +191,8 @@ def _chunk_general(a64, b64, bound, dtype, atol, rtol) -> _Part:
     rel[(scale == 0) & (diff > 0)] = np.inf
     ulp = ulp_distance(np.where(finite, a64, 0), np.where(finite, b64, 0), dtype)
     ulp[bad] = np.inf
+    threshold = ulp_threshold(atol, rtol)
+    counted = bad | (scale >= threshold) if threshold > 0 else None  # scale is 0 where a side is not finite
     ratio = None
     if bound is not None:
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -177,9 +200,10 @@ def _chunk_general(a64, b64, bound, dtype, atol, rtol) -> _Part:
         r[~(bound > 0) & (diff > 0)] = np.inf
         ratio = float(r.max())
     worst = int(np.argmax(diff))
-    return _Part(float(diff[worst]), worst, float(diff.sum()), float(rel.max()), float(ulp.max()),
+    max_ulp = float(ulp.max()) if counted is None else (float(ulp[counted].max()) if counted.any() else None)
+    return _Part(float(diff[worst]), worst, float(diff.sum()), float(rel.max()), max_ulp,
                  int(np.count_nonzero(excess > atol)), int(bad.sum()), float(excess.max()), ratio,
-                 _exponent_counts(diff))
+                 _exponent_counts(diff) if detail else None)
 
 
 def histogram(exponents: np.ndarray) -> list[dict]:
@@ -246,8 +270,8 @@ def metrics(a: np.ndarray, b: np.ndarray, dtype: str, atol: float, rtol: float,
         bound = np.asarray(bound, np.float64)
         bound = (bound if bound.shape == shape else np.broadcast_to(bound, shape)).reshape(-1)
     chunks = parallel.spans(n, CHUNK)
-    parts = parallel.run(lambda sl: _chunk(a[sl], b[sl], None if bound is None else bound[sl], dtype, atol, rtol),
-                         chunks)
+    parts = parallel.run(lambda sl: _chunk(a[sl], b[sl], None if bound is None else bound[sl], dtype, atol, rtol,
+                                           detail), chunks)
     k = max(range(len(parts)), key=lambda i: parts[i].max_abs)
     worst = chunks[k].start + parts[k].argmax
     ratios = [p.ratio for p in parts if p.ratio is not None]
@@ -261,7 +285,7 @@ def metrics(a: np.ndarray, b: np.ndarray, dtype: str, atol: float, rtol: float,
         max_abs=parts[k].max_abs,
         max_rel=max(p.max_rel for p in parts),
         mean_abs=math.fsum(p.sum_abs for p in parts) / n,
-        max_ulp=max(p.max_ulp for p in parts),
+        max_ulp=max((p.max_ulp for p in parts if p.max_ulp is not None), default=None),
         mismatches=mismatches,
         nonfinite_mismatches=sum(p.nonfinite for p in parts),
         min_atol=max(max(p.max_excess for p in parts), 0.0),

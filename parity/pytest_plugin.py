@@ -147,7 +147,8 @@ class ComparisonItem(pytest.Item):
         if row.ok:  # KNOWN_GAP, declared ERROR/CRASH/TIMEOUT
             pytest.xfail(f"{row.verdict} (declared): {reason}")
         m = row.metrics
-        detail = f"max abs {m.max_abs:.3g}, {m.max_ulp:.3g} ulp, {m.mismatches}/{m.n} beyond atol {row.atol:g} " \
+        ulp = f", {m.max_ulp:.3g} ulp" if m and m.max_ulp is not None else ""
+        detail = f"max abs {m.max_abs:.3g}{ulp}, {m.mismatches}/{m.n} beyond atol {row.atol:g} " \
                  f"rtol {row.rtol:g}" if m else ""
         raise ComparisonFailure(f"{row.verdict}: {detail}\n{row.message}".strip())
 

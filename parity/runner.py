@@ -86,6 +86,10 @@ class Result:
     host: dict | None = None
     #: environment variables the run's variant set for its worker (``--env``)
     env: dict = field(default_factory=dict)
+    #: a run that did not succeed: the framework's traceback (last frames), and what the
+    #: worker wrote to its log during this run (framework messages, C++ logs), at most 60 lines
+    traceback: str = ""
+    log: str = ""
 
 
 # --- planning --------------------------------------------------------------------
@@ -119,6 +123,11 @@ def plan(cases: list[Case], only_frameworks=None, devices=None, python: dict | N
             for device in devices or case.devices:
                 run = Run(case, fw, device, case.dtype, native=None, form=None, spelling=case.spelling.get(fw),
                           python=python.get(fw))
+                if case.blocked:  # only this case: the others run
+                    run.planned_status = ERROR
+                    run.planned_message = "not run: " + "; ".join(str(e) for e in case.blocked)
+                    runs.append(run)
+                    continue
                 try:
                     run.native, run.forms = _native_and_forms(case, fw, run.spelling)
                     run.form = next(iter(run.forms.values()))
@@ -192,6 +201,25 @@ class Worker:
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.extra_env)
         return env
+
+    def run_log(self, run_id: str, lines: int = 60) -> str:
+        """What the worker wrote to its log during run ``run_id``: the lines between its start
+        and end markers (to the end of the file, for a run it died in)."""
+        from parity.worker import LOG_END, LOG_START
+
+        if not self.log_path or not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as f:
+            f.seek(max(0, f.seek(0, 2) - (1 << 20)))
+            text = f.read().decode("utf-8", "replace")
+        start = text.rfind(f"{LOG_START}{run_id}\n")
+        if start < 0:
+            return ""
+        body = text[start:].split("\n", 1)[1] if "\n" in text[start:] else ""
+        end = body.find(f"{LOG_END}{run_id} ")
+        body = body[:end] if end >= 0 else body
+        kept = body.strip("\n").splitlines()[-lines:]
+        return "\n".join(line[:500] for line in kept)
 
     def log_tail(self, lines: int = 15) -> str:
         if not self.log_path or not self.log_path.exists():
@@ -291,14 +319,10 @@ class Worker:
             self.proc.wait()
 
     def stop(self):
+        """End the worker. It holds nothing to save (every answer is in), so it is killed at
+        once: a framework's interpreter shutdown takes up to a second per worker."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            try:
-                protocol.write(self.proc.stdin, {"cmd": "exit"})
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
         self.kill()
         for stream in (self.proc.stdin, self.proc.stdout):
             try:
@@ -525,14 +549,17 @@ def _run_one(worker: Worker, run: Run, shared: Inputs, default_timeout: float) -
         if exc.status == TIMEOUT:
             message = f"no answer after {timeout:g} s; the worker was killed"
         return _failed(run, exc.status, message, version=worker.hello.get("version"),
-                       seconds=time.perf_counter() - start, worker=_worker_info(worker), inputs_sha256=digest)
+                       seconds=time.perf_counter() - start, worker=_worker_info(worker), inputs_sha256=digest,
+                       log=worker.run_log(run.id))
     form = run.forms.get(answer.get("spelling"), run.form)
+    failed = answer["status"] != OK or (answer.get("grad") or {}).get("status", OK) != OK
     return Result(run.case, run.framework, run.device, run.dtype, answer["status"], answer.get("message", ""),
                   outputs, form=form, native=run.native, spelling=answer.get("spelling"),
                   attempts=answer.get("attempts", []), version=worker.hello.get("version"),
                   seconds=answer.get("seconds"), worker=_worker_info(worker), inputs_sha256=digest,
                   variant=run.variant, python=run.python, grad=answer.get("grad"), host=host.fingerprint(),
-                  env=run.env)
+                  env=run.env, traceback=answer.get("traceback", "") or (answer.get("grad") or {}).get("traceback", ""),
+                  log=worker.run_log(run.id) if failed else "")
 
 
 def _worker_info(worker: Worker) -> dict:

@@ -17,11 +17,10 @@ import numpy as np
 import yaml
 
 from parity import frameworks
-from parity.cases import load_case, name_problem
+from parity.cases import PLACEHOLDER, load_case, name_problem
 from parity.errors import InputError
 from parity.protocol import UPSTREAM
 
-PLACEHOLDER = "TODO"
 
 
 def _version(v: str | None) -> str | None:
@@ -65,6 +64,15 @@ def case_folder(out_dir: Path, name: str) -> Path:
     return folder
 
 
+def _spec(spec) -> dict:
+    """A seeded or literal input as the case file wrote it (parity.inputs draws the same bits)."""
+    if spec.kind == "values":
+        return {"values": spec.values, "dtype": spec.dtype}
+    out = {"shape": list(spec.shape), "dtype": spec.dtype, "init": spec.init, "seed": spec.seed}
+    out.update(spec.args)
+    return out
+
+
 def _inside(path: Path, folder: Path) -> Path:
     """``path``, after checking that it (resolved: an existing symbolic link followed) is in ``folder``."""
     if path.resolve().parent != folder:
@@ -73,6 +81,7 @@ def _inside(path: Path, folder: Path) -> Path:
 
 
 def new_case(results: Path, case_name: str, out_dir: Path, between=None, name: str | None = None) -> Path:
+    """Write the regression case; returns its path (``todo(path)`` counts what is left to explain)."""
     from parity import api
 
     stored = api.load(results)
@@ -95,6 +104,10 @@ def new_case(results: Path, case_name: str, out_dir: Path, between=None, name: s
     inputs = {}
     for key, arr in stored.inputs(case_name).items():
         if key == UPSTREAM:  # drawn again from grad: {seed} (the same values)
+            continue
+        spec = case.inputs.get(key)
+        if spec is not None and spec.kind in ("random", "values"):  # drawn again, bit for bit, from its spec
+            inputs[key] = _spec(spec)
             continue
         if arr.dtype.name == "bfloat16":  # .npy has no bfloat16: float32 holds every value exactly
             np.save(_inside(folder / f"{key}.npy", folder), arr.astype(np.float32), allow_pickle=False)
@@ -161,3 +174,9 @@ def new_case(results: Path, case_name: str, out_dir: Path, between=None, name: s
         if others:
             raise
     return path
+
+
+def todo(path: Path) -> int:
+    """The known entries of a written case whose reason is still the placeholder."""
+    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return sum(1 for k in doc.get("known") or [] if str(k.get("reason", "")).startswith(PLACEHOLDER))

@@ -54,7 +54,7 @@ from parity import host as hosts_
 from parity.cases import Case, expand_dtypes, load_case
 from parity.errors import CaseError, CaseErrors, InputError
 from parity.fsutil import atomic_write
-from parity.report import jsonable
+from parity.report import dumps
 from parity.runner import Result
 from parity.verdicts import STATUSES
 
@@ -188,7 +188,7 @@ class Writer:
         self.closed = False
 
     def _log(self, line: dict) -> None:
-        self._journal.write(json.dumps(jsonable(line)) + "\n")
+        self._journal.write(dumps(line) + "\n")
         self._journal.flush()  # in the OS's hands: a killed process loses nothing written
 
     def add(self, case: Case, results: list[Result], inputs: dict[str, np.ndarray], digest: str | None) -> None:
@@ -249,12 +249,32 @@ class Writer:
         try:
             self._journal.close()
             _finish_manifest(self.manifest, interrupted)
-            atomic_write(self.stage / "manifest.json", json.dumps(jsonable(self.manifest), indent=1))
+            atomic_write(self.stage / "manifest.json", dumps(self.manifest))
             os.unlink(self.stage / JOURNAL)
-            fsutil.swap_into_place(self.stage, self.root)
+            keep = self._keep_previous()
+            fsutil.swap_into_place(self.stage, self.root, keep)
         finally:
             self.closed = True
             self.lock.release()
+
+
+    def _keep_previous(self) -> Path | None:
+        """Where the store this run replaces is kept, when it has cases this run does not (a
+        run of a subset never drops the last full results without a word): ROOT.previous."""
+        import sys
+
+        try:
+            old = json.loads((self.root / "manifest.json").read_text(encoding="utf-8"))
+            old_names = {str(c.get("name")) for c in old.get("cases", []) if isinstance(c, dict)}
+        except (OSError, ValueError, AttributeError):
+            return None
+        lost = old_names - {c["name"] for c in self.manifest["cases"]}
+        if not lost:
+            return None
+        keep = self.root.parent / f"{self.root.name}.previous"
+        print(f"note: {self.root} held {len(old_names)} case(s), {len(lost)} of them not in this run; that store "
+              f"is kept as {keep} (parity report {keep}), this run's is {self.root}", file=sys.stderr)
+        return keep
 
 
 def _now() -> str:
@@ -299,7 +319,7 @@ def _salvage(stage: Path, root: Path, who: str = "this run") -> tuple[Path, int]
     count = len(manifest["cases"])
     manifest["recovered"] = f"a run into {root} that did not finish; its journal held {count} finished case(s)"
     _finish_manifest(manifest, True)
-    atomic_write(stage / "manifest.json", json.dumps(jsonable(manifest), indent=1))
+    atomic_write(stage / "manifest.json", dumps(manifest))
     os.unlink(journal)
     os.rename(stage, dest)
     print(f"note: {who} into {root} (started {manifest.get('created', '?')}) did not finish; the {count} "
@@ -337,7 +357,7 @@ def run_entry(r: Result, outputs: dict) -> dict:
             "variant": r.variant, "python": r.python, "status": r.status, "message": r.message,
             "spelling": r.spelling, "attempts": r.attempts, "native": r.native, "version": r.version,
             "seconds": r.seconds, "worker": r.worker, "inputs_sha256": r.inputs_sha256, "outputs": outputs,
-            "grad": r.grad, "env": r.env, "host": (r.host or {}).get("id")}
+            "grad": r.grad, "env": r.env, "host": (r.host or {}).get("id"), "traceback": r.traceback, "log": r.log}
 
 
 @dataclass
@@ -399,6 +419,7 @@ MANIFEST_SCHEMA = {
                 "version": _OPT_TEXT, "seconds": {"type": ["number", "null"]}, "worker": {"type": ["object", "null"]},
                 "inputs_sha256": _OPT_TEXT, "outputs": _PATHS, "grad": {"type": ["object", "null"]},
                 "env": {"type": ["object", "null"], "additionalProperties": _TEXT}, "host": _OPT_TEXT,
+                "traceback": _OPT_TEXT, "log": _OPT_TEXT,
             }}},
     },
 }
@@ -495,7 +516,8 @@ def load(root: Path, load_outputs: bool = True) -> Store:
                    attempts=entry.get("attempts") or [], version=entry.get("version"), seconds=entry.get("seconds"),
                    worker=entry.get("worker"), inputs_sha256=entry.get("inputs_sha256"), variant=entry.get("variant"),
                    python=entry.get("python"), grad=entry.get("grad"), env=dict(entry.get("env") or {}),
-                   host=known_hosts.get(entry.get("host")) or default_host)
+                   host=known_hosts.get(entry.get("host")) or default_host, traceback=entry.get("traceback") or "",
+                   log=entry.get("log") or "")
         if r.native is not None:
             names = [r.spelling] if r.spelling else [s.name for s in sc.case.op.spellings[fw]][:1]
             try:
@@ -585,7 +607,7 @@ def _write_store(src: Store, out: Path, command: str, multi_host: bool, extra: d
             manifest["runs"].append(run_entry(r, rels))
             if r.version:
                 manifest["versions"].setdefault(r.framework + (f"[{r.variant}]" if r.variant else ""), r.version)
-    atomic_write(out / "manifest.json", json.dumps(jsonable(manifest), indent=1))
+    atomic_write(out / "manifest.json", dumps(manifest))
 
 
 def merge(stores: list[Path], out: Path) -> Path:

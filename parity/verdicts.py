@@ -3,7 +3,7 @@
 A *run* ends with a status: OK, ERROR (the framework raised), UNSUPPORTED (no such op, dtype,
 rank, device or exact mapping here), CRASH (the worker died) or TIMEOUT (it did not answer).
 
-A *comparison* ends with a verdict (DESIGN.md): PASS, KNOWN_GAP, FAIL, FIXED, or the status
+A *comparison* ends with a verdict (README, "Verdicts and exit status"): PASS, KNOWN_GAP, FAIL, FIXED, or the status
 of a run that produced nothing to compare (ERROR, UNSUPPORTED, CRASH, TIMEOUT). A verdict is
 *ok* (lets `parity run` exit 0) when it is PASS, KNOWN_GAP or UNSUPPORTED, or an ERROR, CRASH
 or TIMEOUT the case declares.

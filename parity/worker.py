@@ -22,6 +22,9 @@ import traceback
 
 from parity.protocol import UPSTREAM
 
+#: the lines a worker writes to its log around each run (runner.run_log reads between them)
+LOG_START, LOG_END = "=== parity run start: ", "=== parity run end: "
+
 
 def _message(exc: BaseException) -> str:
     text = str(exc).strip()
@@ -157,7 +160,12 @@ def main(argv: list[str]) -> int:
             return 0
         if header.get("cmd") == "exit":
             return 0
+        # the log (stderr: framework prints and C++ logs) says which run wrote what
+        sys.stderr.write(f"{LOG_START}{header.get('id')}\n")
+        sys.stderr.flush()
         answer, outputs = _execute(fw, framework, header, arrays)
+        sys.stderr.write(f"{LOG_END}{header.get('id')} {answer.get('status')}\n")
+        sys.stderr.flush()
         answer["id"] = header.get("id")
         protocol.write(answers, answer, outputs)
 

@@ -75,7 +75,7 @@ def test_case_in_code_is_validated_like_a_file(tmp_path):
         op: lrn
         params: {size: 3}
         inputs: {x: {shape: [1, 3, 2, 2], dtype: float64, seed: -1}}
-        frameworks: [torch, jax]
+        frameworks: [torch, paddle]
         timeout: -1
         colour: blue
     """)
@@ -83,7 +83,7 @@ def test_case_in_code_is_validated_like_a_file(tmp_path):
         parity.load_cases([path])
     with pytest.raises(CaseErrors) as in_code:
         parity.case(op="lrn", name="bad", params={"size": 3}, colour="blue", timeout=-1,
-                    inputs={"x": {"shape": [1, 3, 2, 2], "dtype": "float64", "seed": -1}}, frameworks=["torch", "jax"])
+                    inputs={"x": {"shape": [1, 3, 2, 2], "dtype": "float64", "seed": -1}}, frameworks=["torch", "paddle"])
 
     def fields(exc):
         return sorted((e.field, e.message) for e in exc.value.errors)

@@ -91,3 +91,19 @@ def test_worst_index_is_multidimensional():
 def test_empty_arrays():
     m = metrics(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.float32), "float32", 0, 0)
     assert m.n == 0 and m.mismatches == 0
+
+
+def test_ulps_count_only_where_the_tolerance_is_relative():
+    """Near zero atol governs, and ulps are noise: -1e-8 and 1e-8 are ~2e9 float32 ulps apart."""
+    a = np.array([2.0, -1e-8, 0.5], np.float32)
+    b = np.array([np.nextafter(np.float32(2.0), np.float32(3.0)), 1e-8, 0.5], np.float32)
+    exact = metrics(a, b, "float32", 0, 0)  # atol 0: every element counts
+    assert exact.max_ulp > 1e9
+    tol = metrics(a, b, "float32", 1e-6, 1e-6)  # relative from |x| >= 1: only the first element
+    assert tol.max_ulp == 1 and tol.mismatches == 0
+    small = metrics(a[1:], b[1:], "float32", 1e-6, 1e-6)
+    assert small.max_ulp is None and small.max_abs == pytest.approx(2e-8)
+    assert metrics(a, b, "float32", 1e-6, 0).max_ulp is None  # rtol 0: absolute everywhere
+    with np.errstate(invalid="ignore"):
+        nan = metrics(np.array([np.nan, 0.1], np.float32), np.array([1.0, 0.1], np.float32), "float32", 1e-6, 1e-6)
+    assert nan.max_ulp == math.inf  # a NaN where the other side has a number always counts

@@ -79,7 +79,11 @@ def test_metrics_on_arbitrary_floats(dtype, shape, data):
     m = metrics(a, b, name, atol, rtol)
     assert 0 <= m.mismatches <= m.n == a.size
     assert m.nonfinite_mismatches <= m.mismatches
-    assert m.max_abs >= 0 and m.max_ulp >= 0 and m.min_atol >= 0
+    assert m.max_abs >= 0 and (m.max_ulp is None or m.max_ulp >= 0) and m.min_atol >= 0
+    if m.max_ulp is None:  # no finite element is where the tolerance is relative
+        fin = np.isfinite(a) & np.isfinite(b)
+        big = np.maximum(np.abs(a.astype(float)), np.abs(b.astype(float)))[fin]
+        assert atol > 0 and (rtol == 0 or not np.any(big >= atol / rtol))
     same = metrics(a, a, name, 0.0, 0.0)
     assert same.mismatches == 0 and same.max_ulp == 0
     if m.mismatches == 0 and a.size:

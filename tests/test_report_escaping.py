@@ -168,7 +168,7 @@ def test_progress_lines_of_a_real_run_show_control_characters_escaped(renamed):
     _no_raw_control(lines, "progress lines")
     assert lines.count("\n") == len(CORPUS)
     for shown in ("\\x1b]0;pwned\\x07", "\\x1b[2J", "\\x9b2J", "nul \\x00 inside", "\\u202eevil"):
-        assert f"] {shown}  torch@cpu float32  OK" in lines, shown
+        assert f"] {shown}: 1 OK" in lines, shown  # one line per finished case
 
 
 def test_progress_lines_show_control_characters_escaped():
@@ -182,11 +182,13 @@ def test_progress_lines_show_control_characters_escaped():
     for bar in (False, True):
         out = io.StringIO()
         p = Progress(len(CORPUS), out, bar=bar)
+        p.start([R(text) for text in CORPUS])  # one run per case
         for text in CORPUS:
             p.update(R(text))
         _no_raw_control(out.getvalue().replace("\r", ""), f"progress (bar={bar})")
         assert out.getvalue().count("\n") == (1 if bar else len(CORPUS))
-        assert "\\x1b]0;pwned\\x07  torch@cpu" in out.getvalue() and "\\u202eevil  torch@cpu" in out.getvalue()
+        sep = "  torch@cpu" if bar else ": 1 OK"
+        assert f"\\x1b]0;pwned\\x07{sep}" in out.getvalue() and f"\\u202eevil{sep}" in out.getvalue()
 
 
 def test_differs_across_hosts_lines_are_escaped():

@@ -82,10 +82,13 @@ def test_progress_bar_on_a_terminal_and_lines_elsewhere():
             self.framework, self.device, self.dtype, self.status, self.seconds = "torch", "cpu", "float32", "OK", 0.5
 
     out = io.StringIO()
-    p = Progress(2, out, bar=False)
+    p = Progress(0, out, bar=False)
+    p.start([R(1), R(1), R(2)])  # case-1 has two runs: one line when both are in
+    p.update(R(1))
+    assert out.getvalue() == ""
     p.update(R(1))
     p.update(R(2))
-    assert out.getvalue() == "[1/2] case-1  torch@cpu float32  OK 0.50s\n[2/2] case-2  torch@cpu float32  OK 0.50s\n"
+    assert out.getvalue() == "[1/2] case-1: 2 OK (1.00 s)\n[2/2] case-2: 1 OK (0.50 s)\n"
     out = io.StringIO()
     p = Progress(2, out, bar=True, width=4)
     p.update(R(1))

@@ -37,7 +37,7 @@ def test_a_group_name_stays_inside_out(results, tmp_path):
     out = tmp_path / "out"
     r = new_case(results, out, "lrn/my-regression")
     assert r.code == 0, r.stderr
-    assert files_under(tmp_path) == [out / "lrn-my-regression" / "case.yaml", out / "lrn-my-regression" / "x.npy"]
+    assert files_under(tmp_path) == [out / "lrn-my-regression" / "case.yaml"]  # the seeded input stays a seed
     assert "name: lrn/my-regression" in (out / "lrn-my-regression" / "case.yaml").read_text()
 
 
@@ -49,7 +49,7 @@ def test_a_symbolic_link_out_of_out_is_not_followed(results, tmp_path):
     r = new_case(results, out, "lrn/linked")
     assert r.code == 2 and "which is not inside --out" in r.stderr and "Traceback" not in r.stderr, r.stderr
     (out / "lrn-file").mkdir()
-    (out / "lrn-file" / "x.npy").symlink_to(elsewhere / "x.npy")
+    (out / "lrn-file" / "case.yaml").symlink_to(elsewhere / "case.yaml")
     r = new_case(results, out, "lrn/file")
     assert r.code == 2 and "refusing to write through it" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert list(elsewhere.iterdir()) == []

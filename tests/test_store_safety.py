@@ -113,7 +113,7 @@ DAMAGES = {
     "pickled .npy": (_pickled, "dtype object is not supported"),
     "case id with a path": (_edit_manifest(lambda m, r: m["cases"][0].update(id="../../x")), "cases[0].id"),
     "unknown status": (_edit_manifest(lambda m, r: m["runs"][0].update(status="BOGUS")), "runs[0].status"),
-    "unknown framework": (_edit_manifest(lambda m, r: m["runs"][0].update(framework="jax")), "framework 'jax' has no lrn"),
+    "unknown framework": (_edit_manifest(lambda m, r: m["runs"][0].update(framework="paddle")), "framework 'paddle' has no lrn"),
     "run of an unknown case": (_edit_manifest(lambda m, r: m["runs"][0].update(case="nope")), "run of unknown case 'nope'"),
     "stored case file broken": (_case_copy, "its stored case file does not load"),
     "native not a call": (_edit_manifest(lambda m, r: m["runs"][0].update(native={"size": "x"})),

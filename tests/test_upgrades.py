@@ -131,7 +131,8 @@ def test_new_case_scaffold_round_trip(stored, tmp_path):
     path = next((tmp_path / "cases").rglob("case.yaml"))
     text = path.read_text()
     assert "framework: mindspore" in text and "Unknown Error" in text and "versions: {mindspore: 2.10.0}" in text
-    assert (path.parent / "x.npy").exists()
+    # the input was seeded: it stays a seed (not a 37 MB x.npy), drawn again bit for bit
+    assert not (path.parent / "x.npy").exists() and "seed: 0" in text and "init: normal" in text
     refused = run_cli("validate", path)
     assert refused.code == 2 and "known[0].reason: is still a placeholder (TODO)" in refused.stderr
     path.write_text(text.replace("reason: 'TODO:", "reason: '"))

@@ -66,7 +66,19 @@ class Report:
         """One row per comparison, with the columns of parity.csv (case, op, comparison, kind,
         a, b, output, dtype, device_a/b, host_a/b, verdict, ok, declared, the metrics, cause,
         bound_ratio, semantic, message, notes, known_reason, ...): numbers as numbers (missing
-        ones are NA), the verdict and cause as categories."""
+        ones are NA), the verdict as a category. A copy: yours to change."""
+        return self._frame().copy()
+
+    def _frame(self):
+        """to_pandas' table, made once (summary, matrix and the report files share it)."""
+        cached = self.__dict__.get("_frame_cache")
+        if cached is not None and cached[0] == len(self.cases):
+            return cached[1]
+        df = self._make_frame()
+        self.__dict__["_frame_cache"] = (len(self.cases), df)
+        return df
+
+    def _make_frame(self):
         import pandas as pd
 
         from parity.report.csv import COLUMNS
@@ -88,7 +100,7 @@ class Report:
         ``("op", "dtype")``), worst verdicts first, with a total."""
         from parity.verdicts import SEVERITY
 
-        df = self.to_pandas()
+        df = self._frame()
         by = [by] if isinstance(by, str) else list(by)
         table = df.groupby(by, observed=True)["verdict"].value_counts().unstack(fill_value=0)
         table = table[[v for v in SEVERITY if v in table.columns and table[v].sum()]]
@@ -107,7 +119,7 @@ class Report:
 
         c = self.case(case)
         output = output or c.case.op.outputs[0]
-        df = self.to_pandas()
+        df = self._frame()
         df = df[(df["case"] == c.case.name) & (df["output"].isin([output, "*"]))]
         both = pd.concat([df, df.rename(columns={"a": "b", "b": "a"})], ignore_index=True)
         sides = [s for s in dict.fromkeys(list(df["a"]) + list(df["b"])) if s not in EXTRA]
@@ -405,6 +417,8 @@ def run_record(r: Result) -> dict:
         "grad": r.grad,
         "env": r.env,
         "host": (r.host or {}).get("id"),
+        "traceback": r.traceback,
+        "log": r.log,
     }
 
 
@@ -441,7 +455,30 @@ def to_json(report: Report) -> str:
         "comparisons": [{**record(r), "details": r.metrics.details if r.metrics else {}} for r in report.rows],
         "across_hosts": report.across_hosts(),
     }
-    return json.dumps(jsonable(doc), indent=1, allow_nan=False)
+    return dumps(doc)
+
+
+#: a JSON string, or a non-finite number as Python's encoder writes it (NaN, Infinity, -Infinity)
+_NONFINITE = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
+_NONFINITE_AS = {"NaN": "null", "Infinity": '"inf"', "-Infinity": '"-inf"'}
+
+
+def dumps(doc) -> str:
+    """JSON text of ``doc`` with the conventions of ``jsonable`` (inf as "inf", NaN as null),
+    written by the C encoder: the non-finite numbers it spells NaN/Infinity are replaced in one
+    pass over the text that leaves strings alone (a walk over every value in Python took
+    most of the time of a large report). NumPy scalars and tuples are handled by ``default``."""
+    def default(value):
+        if isinstance(value, (np.floating, np.integer, np.bool_)):
+            return value.item()
+        if isinstance(value, np.ndarray):
+            return value.tolist()
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    text = json.dumps(doc, allow_nan=True, default=default, separators=(",", ":"))
+    if "NaN" not in text and "Infinity" not in text:
+        return text
+    return _NONFINITE.sub(lambda m: _NONFINITE_AS.get(m.group(), m.group()), text)
 
 
 FORMATS = ("csv", "html", "json", "junit", "md")

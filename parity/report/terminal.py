@@ -137,8 +137,8 @@ def render(report: Report, width: int | None = None, verbose: bool = False, tty:
 
 
 class Progress:
-    """Progress while a run goes on: one self-updating bar on a terminal, one plain line per
-    finished run elsewhere (CI logs, pipes)."""
+    """Progress while a run goes on: one self-updating bar on a terminal; elsewhere (CI logs,
+    pipes) one line per finished case, with its runs' statuses (not one per run)."""
 
     def __init__(self, total: int, stream=None, bar: bool | None = None, width: int = 28):
         import os
@@ -149,20 +149,46 @@ class Progress:
         if bar is None:
             bar = self.stream.isatty() and not os.environ.get("CI")
         self.bar, self.width = bar, width
+        self.cases_total = 0
+        self.cases_done = 0
+        self._left: dict[str, int] = {}
+        self._seen: dict[str, list] = {}
+
+    def start(self, runs) -> None:
+        """The planned runs (parity.run's on_start): the totals, and how many runs each case has."""
+        self.total = len(runs)
+        for r in runs:
+            self._left[r.case.name] = self._left.get(r.case.name, 0) + 1
+        self.cases_total = len(self._left)
 
     def update(self, result) -> None:
         self.done += 1
-        what = _one_line(f"{result.case.name}  {result.framework}@{result.device} {result.dtype}  {result.status}")
         if self.bar:
+            what = _one_line(f"{result.case.name}  {result.framework}@{result.device} {result.dtype}  {result.status}")
             filled = int(self.width * self.done / max(self.total, 1))
             line = f"[{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total}  {what}"
             cols = shutil.get_terminal_size((120, 20)).columns
             self.stream.write("\r" + line[: cols - 1].ljust(cols - 1))
             if self.done == self.total:
                 self.stream.write("\n")
-        else:
-            secs = f" {result.seconds:.2f}s" if result.seconds is not None else ""
-            self.stream.write(f"[{self.done:>{len(str(self.total))}}/{self.total}] {what}{secs}\n")
+            self.stream.flush()
+            return
+        name = result.case.name
+        self._seen.setdefault(name, []).append(result)
+        left = self._left.get(name, 1) - 1
+        self._left[name] = left
+        if left > 0:
+            return
+        self.cases_done += 1
+        runs = self._seen.pop(name)
+        statuses: dict[str, int] = {}
+        for r in runs:
+            statuses[r.status] = statuses.get(r.status, 0) + 1
+        text = ", ".join(f"{n} {k}" for k, n in sorted(statuses.items(), key=lambda kv: kv[0] != "OK"))
+        secs = sum(r.seconds or 0 for r in runs)
+        width = len(str(self.cases_total or 1))
+        self.stream.write(_one_line(f"[{self.cases_done:>{width}}/{self.cases_total}] {name}: {text} "
+                                    f"({secs:.2f} s)") + "\n")
         self.stream.flush()
 
     def close(self) -> None:

@@ -1,0 +1,123 @@
+"""What a large suite costs: N small LRN cases through `parity run`, against a bare loop.
+
+For each N (default 2,000 and 10,000) it writes N case files (shape [2, C, 6, 6], C = 4..11,
+size 3/5/7, seed i; torch, tensorflow and mindspore: 6 comparisons each), then measures, in
+one run, with the two commands in turn (parity, bare, parity, bare for ``--pairs 2``):
+
+  a. `parity run DIR` as a user runs it (its reports and results store included), wall
+     seconds, against bench/bare_scale.py (the same framework calls and float64 comparison in
+     one process, no harness): the ratio and the overhead per case in ms;
+  b. `parity report STORE` of the stored suite (no framework runs): seconds;
+  c. the size of parity.html and parity.json per comparison, and of the store;
+  d. the parent process's peak memory (ru_maxrss of the parity process alone: the workers
+     are its children and are not counted).
+
+Prints a table and writes reports/bench-scale.json. Not a test: nothing here fails on a
+slow machine; the targets (ratio <= 1.2, HTML <= 1 KB per comparison, report of 2,000 cases
+in a few seconds) are printed beside the figures.
+
+    .venv/bin/python bench/scale.py [--cases 2000 10000] [--pairs 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+#: runs `parity` and prints its own peak RSS (KiB) on stderr's last line
+_PARENT_RSS = ("import resource, runpy, sys, atexit; "
+               "atexit.register(lambda: print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+               "file=sys.stderr)); sys.argv = ['parity'] + sys.argv[1:]; runpy.run_module('parity', run_name='__main__')")
+
+
+def scale_cases(directory: Path, n: int) -> None:
+    """The N case files bench/bare_scale.py mirrors."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        c, size = 4 + i % 8, 3 + 2 * (i % 3)
+        (directory / f"c{i:05d}.yaml").write_text(
+            f"name: scale/{i:05d}\nop: lrn\nparams: {{size: {size}, alpha: 1.0e-4, beta: 0.75, k: 2.0}}\n"
+            f"inputs:\n  x: {{shape: [2, {c}, 6, 6], dtype: float32, seed: {i}}}\n"
+            f"frameworks: [torch, tensorflow, mindspore]\n")
+
+
+def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    start = time.perf_counter()
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "CI": "1"})
+    return time.perf_counter() - start, p
+
+
+def measure(n: int, pairs: int, scratch: Path) -> dict:
+    cases = scratch / f"cases-{n}"
+    scale_cases(cases, n)
+    harness, bare, rss = [], [], []
+    for k in range(pairs):
+        out = scratch / f"run-{n}-{k}"
+        t, p = timed([PY, "-c", _PARENT_RSS, "run", str(cases), "-q", "--report-dir", str(out)])
+        if p.returncode != 0:
+            raise SystemExit(f"parity run failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
+        harness.append(t)
+        rss.append(int(p.stderr.strip().splitlines()[-1].split()[-1]))
+        t, p = timed([PY, str(ROOT / "bench" / "bare_scale.py"), str(n)])
+        if p.returncode != 0:
+            raise SystemExit(f"bare loop failed:\n{p.stderr[-2000:]}")
+        bare.append(t)
+    report_dir = scratch / f"run-{n}-0"
+    comparisons = len(json.loads((report_dir / "parity.json").read_text())["comparisons"])
+    t_report, p = timed([PY, "-m", "parity", "report", str(report_dir / "results"), "--report-dir",
+                         str(scratch / f"report-{n}")])
+    store_bytes = sum(f.stat().st_size for f in (report_dir / "results").rglob("*") if f.is_file())
+    ratios = [h / b for h, b in zip(harness, bare)]
+    out = {
+        "cases": n, "comparisons": comparisons, "pairs": pairs,
+        "parity_run_s": harness, "bare_loop_s": bare, "ratio": sorted(ratios)[len(ratios) // 2],
+        "overhead_ms_per_case": 1000 * (min(harness) - min(bare)) / n,
+        "parity_report_s": t_report, "parity_report_exit": p.returncode,
+        "html_bytes_per_comparison": (report_dir / "parity.html").stat().st_size / comparisons,
+        "json_bytes_per_comparison": (report_dir / "parity.json").stat().st_size / comparisons,
+        "store_bytes_per_case": store_bytes / n,
+        "parent_peak_rss_mib": max(rss) / 1024,
+    }
+    shutil.rmtree(cases)
+    for k in range(pairs):
+        shutil.rmtree(scratch / f"run-{n}-{k}", ignore_errors=True)
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cases", type=int, nargs="+", default=[2000, 10000])
+    ap.add_argument("--pairs", type=int, default=1, help="parity/bare pairs per size (the median ratio is kept)")
+    args = ap.parse_args(argv)
+    results = []
+    with tempfile.TemporaryDirectory(prefix="parity-scale-") as tmp:
+        for n in args.cases:
+            print(f"{n} cases ...", file=sys.stderr, flush=True)
+            results.append(measure(n, args.pairs, Path(tmp)))
+    out = ROOT / "reports" / "bench-scale.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"machine": {"cpus": os.cpu_count()}, "results": results}, indent=1))
+    print("| cases | comparisons | parity run (s) | bare loop (s) | ratio (target <= 1.2) | overhead per case | "
+          "parity report (s) | HTML per comparison (target <= 1 KB) | JSON per comparison | store per case | "
+          "parent peak |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in results:
+        print(f"| {r['cases']} | {r['comparisons']} | {min(r['parity_run_s']):.1f} | {min(r['bare_loop_s']):.1f} | "
+              f"{r['ratio']:.2f}x | {r['overhead_ms_per_case']:.2f} ms | {r['parity_report_s']:.1f} | "
+              f"{r['html_bytes_per_comparison'] / 1024:.2f} KB | {r['json_bytes_per_comparison'] / 1024:.2f} KB | "
+              f"{r['store_bytes_per_case'] / 1024:.1f} KB | {r['parent_peak_rss_mib']:.0f} MiB |")
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
