@@ -200,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "is from the float64 reference of its own call (as a share of the op's rounding bound), and "
                     "the parameters that make one compute the other's call, verified by running them. Exit "
                     "status 1 if a derived mapping fails its verification run.")
-    ex.add_argument("cases", nargs="+", metavar="CASE", help="a case name (looked up under --cases) or a case file")
+    ex.add_argument("cases", nargs="+", metavar="CASE", help="a case name (looked up under --cases-dir) or a case file")
     ex.add_argument("--between", nargs=2, metavar=("A", "B"), help="explain this pair of frameworks only")
     ex.add_argument("--write-case", type=Path, metavar="PATH",
                     help="write the case with the verified exact mapping applied (one case and pair)")
