@@ -57,6 +57,7 @@ report-screenshot: install browser
 
 bench: install
 	$(BIN)/python bench/bench.py
+	$(BIN)/python bench/scale.py
 
 # what the runtime ISA caps change on this CPU, bit for bit (README, "Hosts")
 isa-caps: install

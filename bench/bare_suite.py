@@ -1,6 +1,6 @@
 """The floor for `parity run cases/`: the same framework calls with no harness.
 
-One process imports torch, tensorflow and mindspore and makes every case's calls (and
+One process imports every installed framework and makes every case's calls (and
 gradient calls, for cases with grad:) one after another, with the spellings and native parameters parity would use (the adapters
 are the thin NumPy-in/NumPy-out wrappers of parity/frameworks). No worker processes, no
 float64 reference, no comparison, no report. Prints the wall time per phase as JSON.

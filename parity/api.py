@@ -127,8 +127,8 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
         if writer:
             writer.add(c, res, arrays, next((r.inputs_sha256 for r in res + refs if r.inputs_sha256), None))
         if not keep:
-            for r in res + refs:
-                r.outputs = {}  # the store has them: the parent's memory stays bounded by the largest case
+            for r in res + refs:  # the store has them: the parent keeps only what the reports need
+                r.outputs, r.bounds, r.magnitudes = {}, {}, {}
         done.append(CaseReport(c, res, refs, rows, summary, dict(arrays) if keep else None))
 
     interrupted = False

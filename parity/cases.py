@@ -222,6 +222,18 @@ def _str_or_list(enum=None):
             "x-expected": "a name or a list of names" + (f" from: {', '.join(enum)}" if enum else "")}
 
 
+def _TOP_SCHEMA() -> dict:
+    """The top-level schema, made once per set of ops (the test-only fault op comes and goes
+    with PARITY_TEST_OPS)."""
+    key = tuple(ops.names())
+    if key not in _TOP:
+        _TOP[key] = _top_schema()
+    return _TOP[key]
+
+
+_TOP: dict[tuple, dict] = {}
+
+
 def _top_schema() -> dict:
     return {
         "type": "object",
@@ -341,9 +353,20 @@ def _describe(value) -> str:
     return repr(value)
 
 
+_VALIDATORS: dict[int, tuple[dict, object]] = {}
+
+
+def _validator(schema: dict):
+    """One validator per schema object (building one per case was a third of loading a case)."""
+    hit = _VALIDATORS.get(id(schema))
+    if hit is None or hit[0] is not schema:
+        hit = _VALIDATORS[id(schema)] = (schema, _Validator(schema))
+    return hit[1]
+
+
 def _schema_errors(doc: yamlio.Document, schema: dict, instance, base: tuple) -> list[CaseError]:
     out = []
-    found = list(_Validator(schema).iter_errors(instance))
+    found = list(_validator(schema).iter_errors(instance))
     # a value of the wrong type (an integer beyond 64 bits) is reported once, not again by minimum/maximum
     typed = {tuple(e.absolute_path) for e in found if e.validator == "type"}
     for err in found:
@@ -539,7 +562,7 @@ def _build(doc: yamlio.Document, root: Path, errors: list) -> Case | None:
         errors.append(doc.error((), f"a case file must be a mapping of fields (name, op, params, inputs, ...), "
                                     f"got {_describe(data)}"))
         return None
-    errors += _schema_errors(doc, _top_schema(), data, ())
+    errors += _schema_errors(doc, _TOP_SCHEMA(), data, ())
     errors += _surrogate_errors(doc, data)
     if "name" in data and isinstance(data["name"], str) and name_problem(data["name"]):
         errors.append(doc.error(("name",), f"must be {_NAME_RULE}, got {_describe(data['name'])}: "

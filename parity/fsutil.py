@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -246,6 +247,9 @@ def recover_swap(dest: Path) -> None:
 
 # --- untrusted paths ------------------------------------------------------------------------
 
+_REAL_ROOTS: dict[str, str] = {}
+
+
 def inside(root: Path, rel, what: str) -> Path:
     """``root/rel`` for a relative path ``rel`` read from an untrusted file: a string, not
     absolute, no '..', and (symlinks resolved) a regular file inside ``root``."""
@@ -254,17 +258,20 @@ def inside(root: Path, rel, what: str) -> Path:
     p = Path(rel)
     if p.is_absolute() or ".." in p.parts:
         raise InputError(f"{what}: {rel!r} leaves the store (absolute paths and '..' are refused)")
-    real_root = Path(root).resolve()
-    target = Path(root) / p
-    try:
-        resolved = target.resolve(strict=True)
-    except (OSError, RuntimeError):
-        raise InputError(f"{what}: {rel!r} does not exist in the store") from None
-    if not resolved.is_relative_to(real_root):
+    key = os.fspath(root)
+    real_root = _REAL_ROOTS.get(key)
+    if real_root is None:
+        real_root = _REAL_ROOTS.setdefault(key, os.path.realpath(key))
+    resolved = os.path.realpath(os.path.join(key, rel))
+    if not (resolved == real_root or resolved.startswith(real_root.rstrip(os.sep) + os.sep)):
         raise InputError(f"{what}: {rel!r} leads outside the store (through a symlink)")
-    if not resolved.is_file():
+    try:
+        mode = os.stat(resolved).st_mode
+    except OSError:
+        raise InputError(f"{what}: {rel!r} does not exist in the store") from None
+    if not stat.S_ISREG(mode):
         raise InputError(f"{what}: {rel!r} is not a regular file")
-    return resolved
+    return Path(resolved)
 
 
 # --- signals -------------------------------------------------------------------------------

@@ -48,28 +48,32 @@ class Header:
 
 def check(path: Path, max_elements: int = MAX_ELEMENTS) -> Header:
     """The header of ``path``, checked against the file (see the module docstring)."""
-    path = Path(path)
     try:
-        with open(path, "rb") as f:
-            magic = f.read(8)
-            if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
-                raise NpyError("not a .npy file (no NumPy magic string)")
-            major, minor = magic[6], magic[7]
-            if (major, minor) not in ((1, 0), (2, 0), (3, 0)):
-                raise NpyError(f"unknown .npy format version {major}.{minor} (known: 1.0, 2.0, 3.0)")
-            width = 2 if major == 1 else 4
-            raw = f.read(width)
-            if len(raw) < width:
-                raise NpyError("truncated header")
-            length = int.from_bytes(raw, "little")
-            if length > _MAX_HEADER:
-                raise NpyError(f"header of {length} bytes (at most {_MAX_HEADER})")
-            text = f.read(length)
-            if len(text) < length:
-                raise NpyError("truncated header")
-            size_on_disk = os.fstat(f.fileno()).st_size
+        with open(Path(path), "rb") as f:
+            return _checked(f, max_elements)
     except OSError as exc:
         raise NpyError(f"unreadable: {exc.strerror or exc}") from None
+
+
+def _checked(f, max_elements: int) -> Header:
+    """The header of the open file ``f`` (read up to the data), checked against its size."""
+    magic = f.read(8)
+    if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
+        raise NpyError("not a .npy file (no NumPy magic string)")
+    major, minor = magic[6], magic[7]
+    if (major, minor) not in ((1, 0), (2, 0), (3, 0)):
+        raise NpyError(f"unknown .npy format version {major}.{minor} (known: 1.0, 2.0, 3.0)")
+    width = 2 if major == 1 else 4
+    raw = f.read(width)
+    if len(raw) < width:
+        raise NpyError("truncated header")
+    length = int.from_bytes(raw, "little")
+    if length > _MAX_HEADER:
+        raise NpyError(f"header of {length} bytes (at most {_MAX_HEADER})")
+    text = f.read(length)
+    if len(text) < length:
+        raise NpyError("truncated header")
+    size_on_disk = os.fstat(f.fileno()).st_size
     header = _parse(text.decode("utf-8" if major == 3 else "latin1", errors="replace"), 8 + width + length,
                     max_elements)
     expected = header.offset + header.size * header.dtype.itemsize
@@ -114,9 +118,14 @@ def _parse(text: str, offset: int, max_elements: int) -> Header:
 
 
 def load(path: Path, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
-    """The array of ``path``, after ``check``; never unpickles."""
-    check(path, max_elements)
+    """The array of ``path``, after the checks of ``check``, read in the same pass into an array
+    of the declared shape and dtype (never unpickled: the dtype is plain)."""
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as exc:
-        raise NpyError(f"unreadable: {exc}") from None
+        with open(Path(path), "rb") as f:
+            h = _checked(f, max_elements)
+            arr = np.empty(h.shape, h.dtype, order="F" if h.fortran_order else "C")
+            if arr.nbytes and f.readinto(memoryview(arr.reshape(-1, order="A")).cast("B")) != arr.nbytes:
+                raise NpyError("truncated while reading")
+            return arr
+    except OSError as exc:
+        raise NpyError(f"unreadable: {exc.strerror or exc}") from None

@@ -6,7 +6,9 @@ Layout of a results directory (schema ``parity-results/1``)::
       manifest.json                    the cases, runs and host (below)
       cases/<case-id>/case.yaml        a copy of the case file, and of every file it reads
       cases/<case-id>/inputs/<x>.npy   the inputs as they were generated (bit for bit)
-      runs/<case-id>/<side>/<out>.npy  each run's outputs (side: framework[@device][[variant]])
+      runs/<case-id>/<side>.<out>.npy  each run's outputs (side: framework[@device][[variant]]; stores
+                                       written before 2026-12 have runs/<case-id>/<side>/<out>.npy:
+                                       the manifest names every file, so both read the same)
       baseline.json                    only in a baseline: its name and where it came from
 
 manifest.json holds ``schema``, ``created``, ``command``, ``host`` (the machine that wrote
@@ -77,7 +79,8 @@ def side_dir(r: Result, host_id: str | None = None) -> str:
 
 
 def _save_npy(path: Path, arr: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Save into an existing directory (a store makes each directory once: on some filesystems
+    a mkdir, even of one that exists, costs as much as writing a small array)."""
     arr = np.asarray(arr)
     if arr.dtype.name == "bfloat16":  # .npy has no bfloat16: keep the bits
         np.save(path.with_suffix(".bf16.npy"), arr.view(np.uint16), allow_pickle=False)
@@ -203,18 +206,22 @@ class Writer:
             (cdir / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, cdir / rel)
         stored_inputs = {}
+        if inputs:
+            (cdir / "inputs").mkdir(exist_ok=True)
         for name, arr in inputs.items():
             _save_npy(cdir / "inputs" / f"{name}.npy", arr)
             stored_inputs[name] = f"cases/{cid}/inputs/{_npy_name(name, arr)}"
         entry = {"name": case.name, "id": cid, "op": case.op.name, "file": str(case.path), "dtype": case.dtype,
                  "inputs": stored_inputs, "inputs_sha256": digest}
         runs, hosts, versions = [], {}, {}
+        if any(r.outputs for r in results):
+            (self.stage / "runs" / cid).mkdir(parents=True, exist_ok=True)
         for r in results:
             outputs = {}
+            side = side_dir(r)
             for name, arr in r.outputs.items():
-                path = self.stage / "runs" / cid / side_dir(r) / f"{name}.npy"
-                _save_npy(path, arr)
-                outputs[name] = f"runs/{cid}/{side_dir(r)}/{_npy_name(name, arr)}"
+                _save_npy(self.stage / "runs" / cid / f"{side}.{name}.npy", arr)
+                outputs[name] = f"runs/{cid}/{side}.{_npy_name(name, arr)}"
             runs.append(run_entry(r, outputs))
             if r.host and r.host.get("id") not in self.manifest["hosts"]:
                 hosts[r.host["id"]] = r.host
@@ -425,6 +432,61 @@ MANIFEST_SCHEMA = {
 }
 _MANIFEST_VALIDATOR = Draft202012Validator(MANIFEST_SCHEMA)
 
+_TYPES = {
+    "object": lambda v: isinstance(v, dict), "array": lambda v: isinstance(v, list),
+    "string": lambda v: isinstance(v, str), "boolean": lambda v: isinstance(v, bool), "null": lambda v: v is None,
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+}
+_PATTERNS: dict[str, re.Pattern] = {}
+
+
+def valid(schema: dict, value) -> bool:
+    """Whether ``value`` satisfies ``schema``, for the keywords MANIFEST_SCHEMA uses (type,
+    const, enum, required, properties, additionalProperties, items, minLength, maxLength,
+    pattern) with jsonschema's meaning: a large store's manifest in a fraction of the time.
+    When it says no, jsonschema says why (_manifest)."""
+    t = schema.get("type")
+    if t is not None and not any(_TYPES[k](value) for k in ([t] if isinstance(t, str) else t)):
+        return False
+    if "const" in schema and value != schema["const"]:
+        return False
+    if "enum" in schema and value not in schema["enum"]:
+        return False
+    if isinstance(value, str):
+        if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", len(value)):
+            return False
+        pattern = schema.get("pattern")
+        if pattern is not None:
+            compiled = _PATTERNS.get(pattern) or _PATTERNS.setdefault(pattern, re.compile(pattern))
+            if not compiled.search(value):
+                return False
+    elif isinstance(value, dict):
+        if any(k not in value for k in schema.get("required", ())):
+            return False
+        props, extra = schema.get("properties", {}), schema.get("additionalProperties", True)
+        for k, v in value.items():
+            sub = props.get(k, extra)
+            if sub is False or (isinstance(sub, dict) and not valid(sub, v)):
+                return False
+    elif isinstance(value, list) and "items" in schema:
+        item = schema["items"]
+        return all(valid(item, v) for v in value)
+    return True
+
+
+_NATIVE_OK: dict = {}
+
+
+def _native_ok(op, fw: str, native: dict) -> bool:
+    """Stored natives repeat across a suite's cases: each distinct one is validated once."""
+    try:
+        key = (op.name, fw, json.dumps(native, sort_keys=True))
+    except (TypeError, ValueError):
+        return False
+    if key not in _NATIVE_OK:
+        _NATIVE_OK[key] = next(iter(_native_validator(op, fw).iter_errors(native)), None) is None
+    return _NATIVE_OK[key]
+
 
 def _manifest(root: Path) -> dict:
     """The manifest of a store, read and validated: one line per problem."""
@@ -439,6 +501,8 @@ def _manifest(root: Path) -> dict:
         raise InputError(f"{mpath}: unreadable: {exc}") from None
     if isinstance(manifest, dict) and manifest.get("schema") != SCHEMA and "schema" in manifest:
         raise InputError(f"{mpath}: schema {str(manifest.get('schema'))[:80]!r}, expected {SCHEMA!r}")
+    if valid(MANIFEST_SCHEMA, manifest):
+        return manifest
     problems = sorted(_MANIFEST_VALIDATOR.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))
     if problems:
         lines = [f"{mpath}: {_where(e.absolute_path)}: {_what(e)}" for e in problems[:20]]
@@ -506,7 +570,7 @@ def load(root: Path, load_outputs: bool = True) -> Store:
             for p in paths.values():
                 _check_npy(p)
         native = entry.get("native")
-        if native is not None:
+        if native is not None and not _native_ok(sc.case.op, fw, native):
             problem = next(iter(_native_validator(sc.case.op, fw).iter_errors(native)), None)
             if problem is not None:
                 raise InputError(f"{where}.native: {str(native)[:200]} is not a {fw} {sc.case.op.name} call parity "
@@ -597,11 +661,13 @@ def _write_store(src: Store, out: Path, command: str, multi_host: bool, extra: d
         cid = sc.entry["id"]
         _copy_case_dir(sc, out / "cases" / cid)
         manifest["cases"].append(sc.entry)
+        if any(sc.output_paths):
+            (out / "runs" / cid).mkdir(parents=True, exist_ok=True)
         for r, paths in zip(sc.results, sc.output_paths):
             rels = {}
+            side = side_dir(r, r.host["id"] if multi_host and r.host else None)
             for name, path in paths.items():
-                rel = f"runs/{cid}/{side_dir(r, r.host['id'] if multi_host and r.host else None)}/{path.name}"
-                (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                rel = f"runs/{cid}/{side}.{name}{'.bf16.npy' if path.name.endswith('.bf16.npy') else '.npy'}"
                 shutil.copyfile(path, out / rel)
                 rels[name] = rel
             manifest["runs"].append(run_entry(r, rels))
@@ -613,7 +679,7 @@ def _write_store(src: Store, out: Path, command: str, multi_host: bool, extra: d
 def merge(stores: list[Path], out: Path) -> Path:
     """Combine result stores (e.g. from a CPU and a GPU machine, or from several hosts) into
     ``out``, which must not exist or be empty. Runs of the same side from different hosts are
-    kept apart (their directories are named with the host's id). Written beside ``out`` and
+    kept apart (their files are named with the host's id). Written beside ``out`` and
     renamed into place: a merge that fails leaves nothing behind."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

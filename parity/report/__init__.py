@@ -335,7 +335,15 @@ def semantic_text(row: Comparison) -> str:
 
 
 def record(row: Comparison) -> dict:
-    """One flat record per comparison (CSV columns, JSON objects)."""
+    """One flat record per comparison (CSV columns, JSON objects), made once per row: every
+    report format reads it, and a row is final once its case is evaluated."""
+    cached = row.__dict__.get("_record")
+    if cached is None:
+        cached = row.__dict__["_record"] = _record(row)
+    return cached
+
+
+def _record(row: Comparison) -> dict:
     m = row.metrics
     known = row.known
     return {
@@ -423,39 +431,41 @@ def run_record(r: Result) -> dict:
 
 
 def to_json(report: Report) -> str:
-    doc = {
-        "schema": "parity-report/1",
-        "started": report.started,
-        "seconds": report.seconds,
-        "command": report.command,
-        "interrupted": report.interrupted,
-        "exit_code": report.exit_code,
-        "host": report.host,
-        "hosts": list(report.hosts().values()),
-        "versions": report.versions(),
-        "counts": report.counts(),
-        "cases": [
-            {
-                "name": c.case.name,
-                "file": str(c.case.path),
-                "op": c.case.op.name,
-                "description": c.case.description,
-                "source": c.case.source,
-                "params": c.case.params,
-                "inputs": c.inputs,
-                "runs": [run_record(r) for r in c.results],
-                "references": [run_record(r) for r in c.refs],
-                "known": [{"between": k.between, "framework": k.framework, "output": k.output, "status": k.status,
-                           "error": k.error, "max_abs": k.max_abs, "max_bound_ratio": k.max_bound_ratio,
-                           "host_dependent": k.host_dependent, "when": k.when, "reason": k.reason, "line": k.line}
-                          for k in c.case.known],
-            }
-            for c in report.cases
-        ],
-        "comparisons": [{**record(r), "details": r.metrics.details if r.metrics else {}} for r in report.rows],
-        "across_hosts": report.across_hosts(),
+    return "".join(iter_json(report))
+
+
+def _case_doc(c: CaseReport) -> dict:
+    return {
+        "name": c.case.name,
+        "file": str(c.case.path),
+        "op": c.case.op.name,
+        "description": c.case.description,
+        "source": c.case.source,
+        "params": c.case.params,
+        "inputs": c.inputs,
+        "runs": [run_record(r) for r in c.results],
+        "references": [run_record(r) for r in c.refs],
+        "known": [{"between": k.between, "framework": k.framework, "output": k.output, "status": k.status,
+                   "error": k.error, "max_abs": k.max_abs, "max_bound_ratio": k.max_bound_ratio,
+                   "host_dependent": k.host_dependent, "when": k.when, "reason": k.reason, "line": k.line}
+                  for k in c.case.known],
     }
-    return dumps(doc)
+
+
+def iter_json(report: Report):
+    """parity.json in pieces (one per case and per comparison), so that writing a large
+    report never holds the whole document in memory: the same text as one dumps() of it."""
+    head = {"schema": "parity-report/1", "started": report.started, "seconds": report.seconds,
+            "command": report.command, "interrupted": report.interrupted, "exit_code": report.exit_code,
+            "host": report.host, "hosts": list(report.hosts().values()), "versions": report.versions(),
+            "counts": report.counts()}
+    yield dumps(head)[:-1] + ',"cases":['
+    for i, c in enumerate(report.cases):
+        yield ("," if i else "") + dumps(_case_doc(c))
+    yield '],"comparisons":['
+    for i, r in enumerate(report.rows):
+        yield ("," if i else "") + dumps({**record(r), "details": r.metrics.details if r.metrics else {}})
+    yield '],"across_hosts":' + dumps(report.across_hosts()) + "}"
 
 
 #: a JSON string, or a non-finite number as Python's encoder writes it (NaN, Infinity, -Infinity)
@@ -485,9 +495,9 @@ FORMATS = ("csv", "html", "json", "junit", "md")
 
 
 def write_all(report: Report, out_dir: Path, formats=FORMATS) -> list[Path]:
-    """Write the reports as a set: every format is rendered first, then written beside its
-    destination and renamed into place, one file after the other in a few microseconds, so a
-    failure while rendering leaves the previous set whole; append the Markdown summary to
+    """Write the reports as a set: every format is written beside its destination (one after
+    the other, each freed before the next) and then all are renamed into place, in a few
+    microseconds, so a failure while rendering leaves the previous set whole; append the Markdown summary to
     $GITHUB_STEP_SUMMARY when that is set. Call it inside fsutil.deferred_signals (the CLI
     does) so that a second Ctrl-C waits for the set."""
     from parity.report import csv as csv_report
@@ -502,28 +512,37 @@ def write_all(report: Report, out_dir: Path, formats=FORMATS) -> list[Path]:
         "junit": ("parity.junit.xml", lambda: junit.render(report)),
         "md": ("parity.md", lambda: markdown.render(report)),
     }
-    texts = {writers[f][0]: writers[f][1]() for f in formats}
     out_dir.mkdir(parents=True, exist_ok=True)
-    staged = []
+    staged: list[tuple[str, str]] = []
+    summary = None
     try:
-        for name, text in texts.items():
+        for f in formats:  # one at a time: a large report never holds every format in memory at once
+            name, render = writers[f]
             fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
-            staged.append(tmp)
+            staged.append((tmp, name))
             umask = os.umask(0)
             os.umask(umask)
             os.fchmod(fd, 0o666 & ~umask)
-            with os.fdopen(fd, "wb") as f:
-                f.write(text.encode())
-                f.flush()
-                os.fsync(f.fileno())
-        for tmp, name in zip(staged, texts):
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                if f == "json":
+                    for piece in iter_json(report):
+                        out.write(piece)
+                else:
+                    text = render()
+                    out.write(text)
+                    if f == "md":
+                        summary = text
+                    del text
+                out.flush()
+                os.fsync(out.fileno())
+        for tmp, name in staged:
             os.replace(tmp, out_dir / name)
     except BaseException:
-        for tmp in staged:
+        for tmp, _ in staged:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         raise
-    if "parity.md" in texts and os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as summary:
-            summary.write(texts["parity.md"] + "\n")
-    return [out_dir / name for name in texts]
+    if summary is not None and os.environ.get("GITHUB_STEP_SUMMARY"):
+        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as step:
+            step.write(summary + "\n")
+    return [out_dir / name for _, name in staged]

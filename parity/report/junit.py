@@ -13,7 +13,7 @@ text, and some print it to a log).
 
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
+from xml.sax import saxutils as _xml
 
 from parity.report import Report, fmt, record
 from parity.report.escape import terminal, xml_text
@@ -29,55 +29,62 @@ def _kind(row) -> str:
     return "pass"
 
 
-def _escape(root: ET.Element) -> None:
-    """Make every attribute value and text of the tree safe for XML 1.0 (tags and attribute
-    names are parity's own); C1 controls and bidi overrides are made visible as well."""
-    for el in root.iter():
-        for key, value in list(el.attrib.items()):
-            el.set(key, xml_text(terminal(value)))
-        if el.text:
-            el.text = xml_text(terminal(el.text))
-        if el.tail:
-            el.tail = xml_text(terminal(el.tail))
+def _text(value) -> str:
+    """Character data: escaped for XML 1.0 (forbidden characters made visible) and for markup."""
+    return _xml.escape(xml_text(terminal(str(value))))
+
+
+def _attr(value) -> str:
+    """An attribute value, quoted (newlines and tabs as character references, as
+    ElementTree writes them)."""
+    return _xml.quoteattr(xml_text(terminal(str(value))), {"\n": "&#10;", "\t": "&#09;", "\r": "&#13;"})
+
+
+_PROPERTIES = ("verdict", "cause", "max_abs", "max_rel", "max_ulp", "mismatches", "elements", "min_atol", "atol",
+               "rtol", "bound_ratio", "semantic", "version_a", "version_b", "dtype")
+
+
+def _testcase(c, row, counts: dict) -> str:
+    rec = record(row)
+    props = "".join(f'\n      <property name="{key}" value={_attr(rec[key])} />' for key in _PROPERTIES
+                    if rec.get(key) not in (None, ""))
+    out = [f'\n    <testcase classname={_attr(f"parity.{c.case.op.name}")} '
+           f'name={_attr(f"{c.case.name}: {row.title} [{row.output}]")} file={_attr(c.case.path)}>',
+           f"\n      <properties>{props}\n      </properties>" if props else "\n      <properties />"]
+    counts["tests"] += 1
+    kind = _kind(row)
+    text = "\n".join([row.message or ""] + row.notes).strip()
+    if row.known is not None:
+        text = f"known: {row.known.reason}\n{text}".strip()
+    summary = f"{row.verdict}: max abs {fmt(rec['max_abs'])}, {fmt(rec['max_ulp'])} ulp" \
+        if rec["max_abs"] is not None else row.verdict
+    if kind in ("failure", "error"):
+        out.append(f"\n      <{kind} message={_attr(summary)} type={_attr(row.verdict)}>{_text(text)}</{kind}>")
+        counts["failures" if kind == "failure" else "errors"] += 1
+    elif kind == "skipped":
+        message = f"{summary}{' (declared)' if row.declared else ''}: {(row.known.reason if row.known else text)[:500]}"
+        out.append(f"\n      <skipped message={_attr(message)} />")
+        counts["skipped"] += 1
+    out.append("\n    </testcase>")
+    return "".join(out)
 
 
 def render(report: Report) -> str:
-    root = ET.Element("testsuites", name="parity", time=f"{report.seconds:.3f}")
+    """The XML text, written directly (ElementTree's tree, indent and serialization took
+    seconds on a large suite); every attribute value and text escaped by _attr/_text."""
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    suites = []
     for c in report.cases:
-        suite = ET.SubElement(root, "testsuite", name=c.case.name, file=str(c.case.path))
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-        for row in c.rows:
-            rec = record(row)
-            case = ET.SubElement(suite, "testcase", classname=f"parity.{c.case.op.name}",
-                                 name=f"{c.case.name}: {row.title} [{row.output}]", file=str(c.case.path))
-            props = ET.SubElement(case, "properties")
-            for key in ("verdict", "cause", "max_abs", "max_rel", "max_ulp", "mismatches", "elements", "min_atol",
-                        "atol", "rtol", "bound_ratio", "semantic", "version_a", "version_b", "dtype"):
-                if rec.get(key) not in (None, ""):
-                    ET.SubElement(props, "property", name=key, value=str(rec[key]))
-            counts["tests"] += 1
-            kind = _kind(row)
-            text = "\n".join([row.message or ""] + row.notes).strip()
-            if row.known is not None:
-                text = f"known: {row.known.reason}\n{text}".strip()
-            summary = f"{row.verdict}: max abs {fmt(rec['max_abs'])}, {fmt(rec['max_ulp'])} ulp" \
-                if rec["max_abs"] is not None else row.verdict
-            if kind == "failure":
-                ET.SubElement(case, "failure", message=summary, type=row.verdict).text = text
-                counts["failures"] += 1
-            elif kind == "error":
-                ET.SubElement(case, "error", message=summary, type=row.verdict).text = text
-                counts["errors"] += 1
-            elif kind == "skipped":
-                ET.SubElement(case, "skipped", message=f"{summary}{' (declared)' if row.declared else ''}: "
-                                                       f"{(row.known.reason if row.known else text)[:500]}")
-                counts["skipped"] += 1
+        cases = "".join(_testcase(c, row, counts) for row in c.rows)
+        attrs = " ".join(f'{k}="{v}"' for k, v in counts.items())
+        suites.append(f"\n  <testsuite name={_attr(c.case.name)} file={_attr(c.case.path)} {attrs}>{cases}"
+                      f"\n  </testsuite>" if cases else f"\n  <testsuite name={_attr(c.case.name)} "
+                      f"file={_attr(c.case.path)} {attrs} />")
         for k, v in counts.items():
-            suite.set(k, str(v))
             totals[k] += v
-    for k, v in totals.items():
-        root.set(k, str(v))
-    _escape(root)
-    ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    attrs = " ".join(f'{k}="{v}"' for k, v in totals.items())
+    body = "".join(suites)
+    return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites name="parity" time="{report.seconds:.3f}" {attrs}>'
+            f"{body}\n</testsuites>\n" if body else
+            f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites name="parity" time="{report.seconds:.3f}" {attrs} />\n')
