@@ -41,6 +41,7 @@ CAPS = [
     ("mindspore", "dnnl-avx2", "DNNL_MAX_CPU_ISA", "AVX2"),
     ("mindspore", "onednn-sse41", "ONEDNN_MAX_CPU_ISA", "SSE41"),
     ("mindspore", "mkl-avx2", "MKL_ENABLE_INSTRUCTIONS", "AVX2"),
+    ("jax", "xla-avx2", "XLA_FLAGS", "--xla_cpu_max_isa=AVX2"),
 ]
 #: numpy 2.x names its dispatch targets X86_V3 (AVX2, FMA3) and X86_V4 (AVX-512); older names
 #: such as AVX512F are ignored without a word, so the check below confirms the cap took effect
