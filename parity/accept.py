@@ -24,21 +24,12 @@ from __future__ import annotations
 
 import difflib
 import io
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from parity.cases import PLACEHOLDER
+from parity.declarations import headroom
 from parity.errors import InputError
-
-
-def _bound(value: float) -> float:
-    """The observed value with 50% headroom, two significant digits, rounded up."""
-    if not math.isfinite(value) or value <= 0:
-        return value
-    scaled = value * 1.5
-    exp = math.floor(math.log10(scaled)) - 1
-    return float(f"{math.ceil(scaled / 10**exp) * 10**exp:.2g}")
 
 
 def _version(v: str | None) -> str | None:
@@ -158,9 +149,9 @@ def plan_edit(case_reports: list, path: Path) -> Edit | None:
     for index, (max_abs, ratio) in widened.items():
         entry = known[index]
         if "max_abs" in entry:
-            entry["max_abs"] = _bound(max_abs)
+            entry["max_abs"] = headroom(max_abs)
         if "max_bound_ratio" in entry and ratio is not None:
-            entry["max_bound_ratio"] = _bound(ratio)
+            entry["max_bound_ratio"] = headroom(ratio)
         entry["reason"] = (f"{str(entry.get('reason', '')).rstrip()} (widened by parity accept: max abs "
                            f"{max_abs:.3g}{'' if ratio is None else f', {ratio:.3g}x the rounding bound'} {where})")
         summary.append(f"widen known[{index}]")
@@ -180,7 +171,7 @@ def plan_edit(case_reports: list, path: Path) -> Edit | None:
         if within:
             entry["max_bound_ratio"] = 1
         else:
-            entry["max_abs"] = _bound(worst)
+            entry["max_abs"] = headroom(worst)
         named = {side.split("@")[0].split("[")[0].split("/")[0] for side in (a, b) if side != "*"}
         fws = sorted(fw for fw in named if fw in versions)
         w = when(fws, sorted({r.dtype for r in group}))

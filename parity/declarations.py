@@ -15,6 +15,8 @@ on the row (``Comparison.notes``) when the row is not PASS, with the condition t
 
 from __future__ import annotations
 
+import math
+
 from parity import host as hosts
 from parity import sides
 from parity.cases import Case, Known, version_matches
@@ -178,6 +180,16 @@ class Declarations:
             note = f"{k.label()} ({k.describe()}) does not apply: {why}"
             if note not in row.notes:
                 row.notes.append(note)
+
+
+def headroom(value: float) -> float:
+    """A bound to declare for an observed gap: 50% more, rounded up to two significant digits
+    (parity new-case and parity accept write it)."""
+    if not math.isfinite(value) or value <= 0:
+        return value
+    scaled = value * 1.5
+    exp = math.floor(math.log10(scaled)) - 1
+    return float(f"{math.ceil(scaled / 10**exp) * 10**exp:.2g}")
 
 
 def _beyond(k: Known, row) -> str | None:

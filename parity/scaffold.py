@@ -9,7 +9,6 @@ TODO, so the case cannot land until someone says why the outcome is expected.
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import yaml
 
 from parity import frameworks
 from parity.cases import PLACEHOLDER, load_case, name_problem
+from parity.declarations import headroom
 from parity.errors import InputError
 from parity.protocol import UPSTREAM
 
@@ -25,15 +25,6 @@ from parity.protocol import UPSTREAM
 
 def _version(v: str | None) -> str | None:
     return v.split("+")[0] if v else None
-
-
-def _bound(value: float) -> float:
-    """A max_abs bound: the observed gap with 50% headroom, two significant digits, rounded up."""
-    if not math.isfinite(value) or value <= 0:
-        return value
-    scaled = value * 1.5
-    exp = math.floor(math.log10(scaled)) - 1
-    return math.ceil(scaled / 10**exp) * 10**exp
 
 
 def case_folder(out_dir: Path, name: str) -> Path:
@@ -132,7 +123,7 @@ def new_case(results: Path, case_name: str, out_dir: Path, between=None, name: s
         elif row.kind != "expected" and row.metrics is not None and row.metrics.mismatches:
             sides = [row.a.label, row.b.label]
             fws = [s for s in (row.a.framework, row.b.framework) if s in versions]
-            entry = {"between": sides, "max_abs": _bound(row.metrics.max_abs)}
+            entry = {"between": sides, "max_abs": headroom(row.metrics.max_abs)}
             if row.output != case.op.outputs[0] or len(case.outputs()) > 1:
                 entry["output"] = row.output
             if fws:
