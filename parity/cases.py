@@ -20,7 +20,7 @@ import jsonschema
 import numpy as np
 from jsonschema import Draft202012Validator
 
-from parity import frameworks, inputs, npyio, ops, yamlio
+from parity import fastschema, frameworks, inputs, npyio, ops, yamlio
 from parity import sides as side_names
 from parity.errors import CaseError, CaseErrors
 from parity.inputs import DTYPES, INITS, MAX_ELEMENTS, MAX_RANK, MAX_SEED, InputSpec
@@ -364,7 +364,13 @@ def _validator(schema: dict):
     return hit[1]
 
 
+#: the types of _Validator, for fastschema (finite float64 numbers, 64-bit integers)
+_FAST_TYPES = {**fastschema.JSON_TYPES, "number": lambda v: _is_number(None, v), "integer": lambda v: _is_integer(None, v)}
+
+
 def _schema_errors(doc: yamlio.Document, schema: dict, instance, base: tuple) -> list[CaseError]:
+    if fastschema.valid(schema, instance, _FAST_TYPES) is True:  # the usual case, without jsonschema
+        return []
     out = []
     found = list(_validator(schema).iter_errors(instance))
     # a value of the wrong type (an integer beyond 64 bits) is reported once, not again by minimum/maximum

@@ -253,25 +253,66 @@ _REAL_ROOTS: dict[str, str] = {}
 def inside(root: Path, rel, what: str) -> Path:
     """``root/rel`` for a relative path ``rel`` read from an untrusted file: a string, not
     absolute, no '..', and (symlinks resolved) a regular file inside ``root``."""
-    if not isinstance(rel, str) or not rel or "\0" in rel:
-        raise InputError(f"{what}: expected a relative path inside the store, got {rel!r}")
-    p = Path(rel)
-    if p.is_absolute() or ".." in p.parts:
-        raise InputError(f"{what}: {rel!r} leaves the store (absolute paths and '..' are refused)")
-    key = os.fspath(root)
-    real_root = _REAL_ROOTS.get(key)
-    if real_root is None:
-        real_root = _REAL_ROOTS.setdefault(key, os.path.realpath(key))
-    resolved = os.path.realpath(os.path.join(key, rel))
-    if not (resolved == real_root or resolved.startswith(real_root.rstrip(os.sep) + os.sep)):
-        raise InputError(f"{what}: {rel!r} leads outside the store (through a symlink)")
-    try:
-        mode = os.stat(resolved).st_mode
-    except OSError:
-        raise InputError(f"{what}: {rel!r} does not exist in the store") from None
-    if not stat.S_ISREG(mode):
-        raise InputError(f"{what}: {rel!r} is not a regular file")
-    return Path(resolved)
+    return Confined(root).path(rel, what)
+
+
+class Confined:
+    """Paths inside one directory, for a reader of many untrusted relative paths under it (a
+    results store): ``path(rel, what)`` is ``inside(root, rel, what)``. The directories met
+    on the way are remembered for the life of this object only (one load of a store), so each
+    path costs one lstat of its file instead of a realpath of every component; any symlink on
+    the way is resolved in full, as ``os.path.realpath`` does."""
+
+    def __init__(self, root: Path):
+        key = os.fspath(root)
+        real_root = _REAL_ROOTS.get(key)
+        if real_root is None:
+            real_root = _REAL_ROOTS.setdefault(key, os.path.realpath(key))
+        self.real_root = real_root
+        self._prefix = real_root.rstrip(os.sep) + os.sep
+        self._dirs: dict[str, str] = {}
+
+    def path(self, rel, what: str) -> Path:
+        if not isinstance(rel, str) or not rel or "\0" in rel:
+            raise InputError(f"{what}: expected a relative path inside the store, got {rel!r}")
+        p = Path(rel)
+        if p.is_absolute() or ".." in p.parts:
+            raise InputError(f"{what}: {rel!r} leaves the store (absolute paths and '..' are refused)")
+        resolved, mode = self._resolve(p.parts)
+        if not (resolved == self.real_root or resolved.startswith(self._prefix)):
+            raise InputError(f"{what}: {rel!r} leads outside the store (through a symlink)")
+        if mode is None:
+            try:
+                mode = os.stat(resolved).st_mode
+            except OSError:
+                raise InputError(f"{what}: {rel!r} does not exist in the store") from None
+        if not stat.S_ISREG(mode):
+            raise InputError(f"{what}: {rel!r} is not a regular file")
+        return Path(resolved)
+
+    def _resolve(self, parts: tuple) -> tuple[str, int | None]:
+        """(the real path of real_root/parts, its mode when known without following a link)."""
+        cur = self.real_root
+        if not parts:
+            return cur, None
+        last = len(parts) - 1
+        for i, part in enumerate(parts):
+            nxt = os.path.join(cur, part)
+            if i < last and nxt in self._dirs:
+                cur = nxt
+                continue
+            try:
+                st = os.lstat(nxt)
+            except OSError:
+                return os.path.join(cur, *parts[i:]), None  # does not exist: os.stat says so
+            if stat.S_ISLNK(st.st_mode):
+                return os.path.realpath(os.path.join(cur, *parts[i:])), None
+            if i < last:
+                if not stat.S_ISDIR(st.st_mode):
+                    return os.path.join(cur, *parts[i:]), None
+                self._dirs[nxt] = nxt
+            cur = nxt
+        return cur, st.st_mode
 
 
 # --- signals -------------------------------------------------------------------------------

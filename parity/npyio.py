@@ -12,6 +12,7 @@ for a one-line error naming the file.
 from __future__ import annotations
 
 import ast
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,25 @@ def _checked(f, max_elements: int) -> Header:
     return header
 
 
+#: headers already parsed (a store's arrays repeat a few shapes and dtypes): text -> (shape, dtype, fortran)
+_PARSED: dict[str, tuple] = {}
+
+
 def _parse(text: str, offset: int, max_elements: int) -> Header:
+    hit = _PARSED.get(text)
+    if hit is not None:
+        shape, dt, fortran = hit
+        if math.prod(shape) > max_elements:
+            raise NpyError(f"shape {list(shape)} has {math.prod(shape)} elements, more than the limit of {max_elements}")
+        return Header(shape, dt, fortran, offset)
+    header = _parse_text(text, offset, max_elements)
+    if len(_PARSED) >= 1024:
+        _PARSED.clear()
+    _PARSED[text] = (header.shape, header.dtype, header.fortran_order)
+    return header
+
+
+def _parse_text(text: str, offset: int, max_elements: int) -> Header:
     try:
         d = ast.literal_eval(text.strip())
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # TypeError: {[1]: 2}

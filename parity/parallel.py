@@ -15,6 +15,16 @@ def pool() -> ThreadPoolExecutor:
     return _POOL
 
 
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: a child that needs one makes its own."""
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def spans(n: int, per: int) -> list[slice]:
     """[0, n) cut into slices of ``per`` items (the last may be shorter)."""
     return [slice(s, min(s + per, n)) for s in range(0, n, max(1, per))]

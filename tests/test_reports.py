@@ -95,3 +95,52 @@ def test_progress_bar_on_a_terminal_and_lines_elsewhere():
     assert out.getvalue().startswith("\r[##..] 1/2  case-1")
     p.update(R(2))
     assert "[####] 2/2  case-2" in out.getvalue() and out.getvalue().endswith("\n")
+
+
+def _files(d):
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+
+
+def test_reports_written_in_two_processes_or_one_and_in_pieces_are_the_same_files(run, tmp_path, monkeypatch):
+    """write_all's forked writer (large reports) and the CSV's pieces change nothing in the files."""
+    import parity
+    from parity import report
+    from parity.report import csv as csv_report
+
+    rep = parity.load(run.report_dir / "results")
+    one = report.write_all(rep, tmp_path / "one", parallel=False)
+    two = report.write_all(rep, tmp_path / "two", parallel=True)
+    assert [p.name for p in one] == [p.name for p in two] == ["parity.csv", "parity.html", "parity.json",
+                                                             "parity.junit.xml", "parity.md"]
+    monkeypatch.setattr(csv_report, "PIECE", 2)  # a piece per two comparisons: the header once, the same lines
+    report.write_all(rep, tmp_path / "pieces", parallel=False)
+    assert _files(tmp_path / "one") == _files(tmp_path / "two") == _files(tmp_path / "pieces")
+    assert len(rep.rows) > 2
+
+
+@pytest.mark.parametrize("failure, raised", [
+    (OSError(28, "No space left on device"), OSError), (ValueError("a renderer's bug"), RuntimeError)])
+def test_a_format_that_fails_in_the_forked_writer_fails_the_set(run, tmp_path, monkeypatch, failure, raised):
+    """The child's failure comes back as the parent's (a full disk as the same OSError, for the
+    CLI's one-line message); the previous set stays whole and no temporary file is left."""
+    import parity
+    from parity import report
+    from parity.report import junit
+
+    rep = parity.load(run.report_dir / "results")
+    out = tmp_path / "out"
+    report.write_all(rep, out, parallel=False)
+    before = _files(out)
+
+    def broken(_report):
+        yield "<?xml"
+        raise failure
+
+    monkeypatch.setattr(junit, "iter_xml", broken)
+    with pytest.raises(raised) as exc:
+        report.write_all(rep, out, parallel=True)
+    if raised is OSError:
+        assert exc.value.errno == 28
+    else:
+        assert "parity.junit.xml" in str(exc.value) and "a renderer's bug" in str(exc.value)
+    assert _files(out) == before and sorted(p.name for p in out.iterdir()) == sorted(before)

@@ -393,3 +393,33 @@ def test_a_full_disk_loses_nothing_and_is_one_line(small_disk):
     assert (reports / "results" / "manifest.json").read_text() == old
     assert (reports / "parity.json").read_text() == old_json
     assert not [p for p in reports.iterdir() if p.name.startswith(".")]
+
+
+def test_confined_paths_resolve_links_inside_and_refuse_links_out(tmp_path):
+    """fsutil.Confined (a store's loader): one lstat per file once its directory is known, the
+    full realpath where a link is on the way; a directory swapped for a link is seen by the
+    next load (the directories are remembered for one load only)."""
+    from parity import fsutil
+    from parity.errors import InputError
+
+    root, outside = tmp_path / "store", tmp_path / "outside"
+    (root / "runs" / "a").mkdir(parents=True)
+    (root / "runs" / "a" / "y.npy").write_bytes(b"x")
+    (root / "runs" / "b").symlink_to("a")  # a link that stays inside
+    outside.mkdir()
+    (outside / "y.npy").write_bytes(b"x")
+    first = fsutil.Confined(root)
+    real = os.path.realpath(root)
+    assert str(first.path("runs/a/y.npy", "w")) == os.path.join(real, "runs", "a", "y.npy")
+    assert str(first.path("runs/./b//y.npy", "w")) == os.path.join(real, "runs", "a", "y.npy")
+    for rel, why in [("runs/a/y.npy/z", "does not exist"), ("runs/a", "not a regular file"), (".", "not a regular file"),
+                     ("runs/c/y.npy", "does not exist"), ("/etc/passwd", "leaves the store"),
+                     ("runs/../runs/a/y.npy", "leaves the store")]:
+        with pytest.raises(InputError, match=why):
+            first.path(rel, "w")
+    shutil.rmtree(root / "runs" / "a")
+    (root / "runs" / "a").symlink_to(outside)
+    with pytest.raises(InputError, match="through a symlink"):
+        fsutil.Confined(root).path("runs/a/y.npy", "w")
+    with pytest.raises(InputError, match="through a symlink"):
+        fsutil.inside(root, "runs/b/y.npy", "w")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from parity.report import Report
+from parity.report import Report, frame
 from parity.report.escape import csv_cell
 
 #: the columns, in order: the keys of ``record`` (tests/test_report_escaping.py checks they
@@ -16,16 +16,36 @@ COLUMNS = (
 )
 
 
+#: comparisons per piece: each piece is a pandas frame written by pandas and freed
+PIECE = 4096
+
+
 def render(report: Report) -> str:
-    """The CSV text: Report.to_pandas() written by pandas, a header line (also when there is
-    no comparison, as after an early interrupt), then one line per comparison. Text cells are
+    """The CSV text (see iter_csv)."""
+    return "".join(iter_csv(report))
+
+
+def iter_csv(report: Report):
+    """The CSV text in pieces: a header line (also when there is no comparison, as after an
+    early interrupt), then one line per comparison, each piece of PIECE comparisons a
+    parity.report.frame (the table of Report.to_pandas) written by pandas. Text cells are
     escaped against formula injection (escape.csv_cell); numbers are written as numbers (an
     empty cell: none, or NaN, as null in parity.json)."""
-    df = report.to_pandas()
-    for col in df.columns:
-        if df[col].dtype == object or str(df[col].dtype) in ("str", "string"):
-            df[col] = df[col].map(_cell, na_action="ignore")
-    return df.to_csv(index=False, lineterminator="\n")
+    rows = report.rows
+    for start in range(0, max(len(rows), 1), PIECE):
+        df = frame(rows[start:start + PIECE])
+        for col in df.columns:
+            if df[col].dtype == object or str(df[col].dtype) in ("str", "string"):
+                # each distinct value escaped once (a column repeats a few values: names, labels,
+                # verdicts); a column with nothing to escape, the usual case, is left as it is
+                try:
+                    escaped = {v: _cell(v) for v in df[col].dropna().unique()}
+                except TypeError:  # lists (worst_index) are not hashable
+                    df[col] = df[col].map(_cell, na_action="ignore")
+                    continue
+                if any(e != v for v, e in escaped.items()):
+                    df[col] = df[col].map(escaped, na_action="ignore")
+        yield df.to_csv(index=False, header=start == 0, lineterminator="\n")
 
 
 def _cell(value):

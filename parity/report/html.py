@@ -283,8 +283,12 @@ def op_matrices(report: Report) -> list[dict]:
         return []
     import pandas as pd
 
-    df = report.to_pandas()[["op", "case", "a", "b", "verdict", "ok", "declared", "max_abs"]]
-    df = df.assign(verdict=df["verdict"].astype(str), ok=df["ok"].fillna(False).astype(bool))
+    rows = report.rows  # the eight columns needed, not Report.to_pandas' forty (and its cache)
+    df = pd.DataFrame({"op": [r.case.op.name for r in rows], "case": [r.case.name for r in rows],
+                       "a": [r.a.label for r in rows], "b": [r.b.label for r in rows],
+                       "verdict": [r.verdict for r in rows], "ok": [bool(r.ok) for r in rows],
+                       "declared": [bool(r.declared) for r in rows],
+                       "max_abs": np.array([r.metrics.max_abs if r.metrics else None for r in rows], np.float64)})
     df["rank"] = [_rank(v, o) for v, o in zip(df["verdict"], df["ok"])]
     df["bad"] = (~df["ok"]).astype(int)
     both = pd.concat([df, df.rename(columns={"a": "b", "b": "a"})], ignore_index=True)

@@ -13,10 +13,15 @@ text, and some print it to a log).
 
 from __future__ import annotations
 
+import re
 from xml.sax import saxutils as _xml
 
-from parity.report import Report, fmt, record
-from parity.report.escape import terminal, xml_text
+from parity.report import Report, _record, fmt
+from parity.report.escape import _CONTROL_RANGES, _class, terminal, xml_text
+
+#: anything _attr or _text would change: markup, quotes, tab/newline/CR and every character
+#: escape.terminal or escape.xml_text replaces (a superset of both: a hit takes the full path)
+_SPECIAL = re.compile("[&<>\"'\t\n\r" + _class(*_CONTROL_RANGES, (0x0B, 0x0C), (0x0E, 0x1F), (0xFFFE, 0xFFFF)) + "]")
 
 
 def _kind(row) -> str:
@@ -31,12 +36,18 @@ def _kind(row) -> str:
 
 def _text(value) -> str:
     """Character data: escaped for XML 1.0 (forbidden characters made visible) and for markup."""
-    return _xml.escape(xml_text(terminal(str(value))))
+    value = value if isinstance(value, str) else str(value)
+    if not _SPECIAL.search(value):  # the usual text: nothing to escape
+        return value
+    return _xml.escape(xml_text(terminal(value)))
 
 
 def _attr(value) -> str:
     """An attribute value, quoted (newlines and tabs as character references, as
     ElementTree writes them)."""
+    value = value if isinstance(value, str) else str(value)
+    if not _SPECIAL.search(value):  # the usual value: quoted as it is
+        return f'"{value}"'
     return _xml.quoteattr(xml_text(terminal(str(value))), {"\n": "&#10;", "\t": "&#09;", "\r": "&#13;"})
 
 
@@ -45,7 +56,7 @@ _PROPERTIES = ("verdict", "cause", "max_abs", "max_rel", "max_ulp", "mismatches"
 
 
 def _testcase(c, row, counts: dict) -> str:
-    rec = record(row)
+    rec = _record(row)
     props = "".join(f'\n      <property name="{key}" value={_attr(rec[key])} />' for key in _PROPERTIES
                     if rec.get(key) not in (None, ""))
     out = [f'\n    <testcase classname={_attr(f"parity.{c.case.op.name}")} '
@@ -70,21 +81,31 @@ def _testcase(c, row, counts: dict) -> str:
 
 
 def render(report: Report) -> str:
-    """The XML text, written directly (ElementTree's tree, indent and serialization took
-    seconds on a large suite); every attribute value and text escaped by _attr/_text."""
+    """The XML text (see iter_xml)."""
+    return "".join(iter_xml(report))
+
+
+def iter_xml(report: Report):
+    """The XML text in pieces (one per case), written directly (ElementTree's tree, indent
+    and serialization took seconds on a large suite); every attribute value and text escaped
+    by _attr/_text. The totals of the root element are counted from the rows first."""
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    suites = []
+    for row in report.rows:
+        totals["tests"] += 1
+        kind = _kind(row)
+        if kind != "pass":
+            totals["failures" if kind == "failure" else "errors" if kind == "error" else "skipped"] += 1
+    attrs = " ".join(f'{k}="{v}"' for k, v in totals.items())
+    head = f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites name="parity" time="{report.seconds:.3f}" {attrs}'
+    if not report.cases:
+        yield head + " />\n"
+        return
+    yield head + ">"
     for c in report.cases:
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         cases = "".join(_testcase(c, row, counts) for row in c.rows)
         attrs = " ".join(f'{k}="{v}"' for k, v in counts.items())
-        suites.append(f"\n  <testsuite name={_attr(c.case.name)} file={_attr(c.case.path)} {attrs}>{cases}"
-                      f"\n  </testsuite>" if cases else f"\n  <testsuite name={_attr(c.case.name)} "
-                      f"file={_attr(c.case.path)} {attrs} />")
-        for k, v in counts.items():
-            totals[k] += v
-    attrs = " ".join(f'{k}="{v}"' for k, v in totals.items())
-    body = "".join(suites)
-    return (f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites name="parity" time="{report.seconds:.3f}" {attrs}>'
-            f"{body}\n</testsuites>\n" if body else
-            f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites name="parity" time="{report.seconds:.3f}" {attrs} />\n')
+        yield (f"\n  <testsuite name={_attr(c.case.name)} file={_attr(c.case.path)} {attrs}>{cases}"
+               f"\n  </testsuite>" if cases else f"\n  <testsuite name={_attr(c.case.name)} "
+               f"file={_attr(c.case.path)} {attrs} />")
+    yield "\n</testsuites>\n"
