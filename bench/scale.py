@@ -10,7 +10,8 @@ one run, with the two commands in turn (parity, bare, parity, bare for ``--pairs
   b. `parity report STORE` of the stored suite (no framework runs): seconds;
   c. the size of parity.html and parity.json per comparison, and of the store;
   d. the parent process's peak memory (ru_maxrss of the parity process alone: the workers
-     are its children and are not counted).
+     are its children and are not counted), and that of its forked report writer (which
+     shares the parent's pages until it touches them).
 
 Prints a table and writes reports/bench-scale.json. Not a test: nothing here fails on a
 slow machine; the targets (ratio <= 1.2, HTML <= 1 KB per comparison, report of 2,000 cases
@@ -34,9 +35,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 #: runs `parity` and prints its own peak RSS (KiB) on stderr's last line
+#: and the peak of its forked report writer (parity.report.WRITER_PEAK_KIB; 0 when there was none)
 _PARENT_RSS = ("import resource, runpy, sys, atexit; "
                "atexit.register(lambda: print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-               "file=sys.stderr)); sys.argv = ['parity'] + sys.argv[1:]; runpy.run_module('parity', run_name='__main__')")
+               "max(getattr(sys.modules.get('parity.report'), 'WRITER_PEAK_KIB', None) or [0]), file=sys.stderr)); "
+               "sys.argv = ['parity'] + sys.argv[1:]; runpy.run_module('parity', run_name='__main__')")
 
 
 def scale_cases(directory: Path, n: int) -> None:
@@ -59,14 +62,16 @@ def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
 def measure(n: int, pairs: int, scratch: Path) -> dict:
     cases = scratch / f"cases-{n}"
     scale_cases(cases, n)
-    harness, bare, rss = [], [], []
+    harness, bare, rss, writer = [], [], [], []
     for k in range(pairs):
         out = scratch / f"run-{n}-{k}"
         t, p = timed([PY, "-c", _PARENT_RSS, "run", str(cases), "-q", "--report-dir", str(out)])
         if p.returncode != 0:
             raise SystemExit(f"parity run failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
         harness.append(t)
-        rss.append(int(p.stderr.strip().splitlines()[-1].split()[-1]))
+        _, parent_kib, writer_kib = p.stderr.strip().splitlines()[-1].split()
+        rss.append(int(parent_kib))
+        writer.append(int(writer_kib))
         t, p = timed([PY, str(ROOT / "bench" / "bare_scale.py"), str(n)])
         if p.returncode != 0:
             raise SystemExit(f"bare loop failed:\n{p.stderr[-2000:]}")
@@ -86,6 +91,7 @@ def measure(n: int, pairs: int, scratch: Path) -> dict:
         "json_bytes_per_comparison": (report_dir / "parity.json").stat().st_size / comparisons,
         "store_bytes_per_case": store_bytes / n,
         "parent_peak_rss_mib": max(rss) / 1024,
+        "report_writer_peak_rss_mib": max(writer) / 1024,
     }
     shutil.rmtree(cases)
     for k in range(pairs):
@@ -108,13 +114,14 @@ def main(argv=None) -> int:
     out.write_text(json.dumps({"machine": {"cpus": os.cpu_count()}, "results": results}, indent=1))
     print("| cases | comparisons | parity run (s) | bare loop (s) | ratio (target <= 1.2) | overhead per case | "
           "parity report (s) | HTML per comparison (target <= 1 KB) | JSON per comparison | store per case | "
-          "parent peak |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+          "parent peak | forked report writer's peak |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         print(f"| {r['cases']} | {r['comparisons']} | {min(r['parity_run_s']):.1f} | {min(r['bare_loop_s']):.1f} | "
               f"{r['ratio']:.2f}x | {r['overhead_ms_per_case']:.2f} ms | {r['parity_report_s']:.1f} | "
               f"{r['html_bytes_per_comparison'] / 1024:.2f} KB | {r['json_bytes_per_comparison'] / 1024:.2f} KB | "
-              f"{r['store_bytes_per_case'] / 1024:.1f} KB | {r['parent_peak_rss_mib']:.0f} MiB |")
+              f"{r['store_bytes_per_case'] / 1024:.1f} KB | {r['parent_peak_rss_mib']:.0f} MiB | "
+              f"{r['report_writer_peak_rss_mib']:.0f} MiB |")
     print(out)
     return 0
 

@@ -25,7 +25,7 @@ from parity.verdicts import (CRASH, ERROR, FAIL, FIXED, KNOWN_GAP, OK, PASS, TIM
 REFERENCE, EXPECTED, BASELINE = sides.REFERENCE, sides.EXPECTED, sides.BASELINE
 
 
-@dataclass
+@dataclass(slots=True)
 class Side:
     """One side of a comparison: a framework run, the reference, a golden value or a baseline,
     with the environment it ran in (for a run: its host and variant)."""
@@ -39,7 +39,7 @@ class Side:
     host: dict | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Comparison:
     case: Case
     kind: str  # "reference" | "pair" | "expected" | "baseline"

@@ -37,7 +37,7 @@ EPSILON = {"float16": 2.0**-10, "bfloat16": 2.0**-7, "float32": 2.0**-23, "float
 _INT_OF = {2: np.int16, 4: np.int32, 8: np.int64}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Metrics:
     n: int
     max_abs: float

@@ -34,7 +34,7 @@ DEFAULT_TIMEOUT = 300.0
 PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
 
 
-@dataclass
+@dataclass(slots=True)
 class Run:
     """One framework call to make: a case on a framework, device and dtype."""
 
@@ -57,7 +57,7 @@ class Run:
         return f"{self.case.name}::{self.framework}@{self.device}[{self.variant or ''}]/{self.dtype}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Result:
     """What a run produced (or the reference, with framework == 'reference')."""
 
@@ -362,6 +362,58 @@ class Inputs:
     def release(self, case: Case):
         with self._lock:
             self._cache.pop(case.name, None)
+            self._case_locks.pop(case.name, None)
+
+
+#: how much the cases open at once (begun by some thread, not yet judged) may hold, estimated
+#: from their shapes: a fast worker, or the reference thread, runs ahead of the slowest only
+#: that far, so the parent holds the inputs, outputs and references of a few large cases at
+#: most, whatever the suite's length. A suite of small cases never meets it (workers that wait
+#: for each other cost time: their thread pools spin while idle).
+WINDOW_BYTES = 512 << 20
+
+
+def _case_bytes(case: Case, n_runs: int) -> int:
+    """What a case holds while open, about: its inputs, each run's outputs and the references
+    (float64, with their bounds), all about the size of the inputs."""
+    elements = sum(int(np.prod(spec.shape, dtype=np.int64)) for spec in case.inputs.values())
+    return elements * 8 * (n_runs + 4)
+
+
+class _Window:
+    """The threads of ``execute`` begin a case only while the cases from the oldest unfinished
+    one to it hold less than ``budget`` (the oldest itself always begins). Each thread takes
+    its cases in suite order, so the oldest unfinished case never waits on a thread that is
+    blocked here (that thread is past it)."""
+
+    def __init__(self, cases: list[Case], runs_per_case: dict[str, int], budget: int):
+        self.index = {c.name: i for i, c in enumerate(cases)}
+        self.upto = [0]  # upto[i]: bytes of cases 0..i-1
+        for c in cases:
+            self.upto.append(self.upto[-1] + _case_bytes(c, runs_per_case.get(c.name, 0)))
+        self.budget = budget
+        self.oldest = 0
+        self.finished: set[int] = set()
+        self.cond = threading.Condition()
+
+    def _may(self, i: int) -> bool:
+        return i <= self.oldest or self.upto[i + 1] - self.upto[self.oldest] <= self.budget
+
+    def enter(self, case: Case, stop: threading.Event) -> None:
+        i = self.index[case.name]
+        if self._may(i):  # the usual case, without the lock (oldest only grows)
+            return
+        with self.cond:
+            while not self._may(i) and not stop.is_set():
+                self.cond.wait(0.2)
+
+    def finish(self, case: Case) -> None:
+        with self.cond:
+            self.finished.add(self.index[case.name])
+            while self.oldest in self.finished:
+                self.finished.discard(self.oldest)
+                self.oldest += 1
+            self.cond.notify_all()
 
 
 def reference_results(case: Case, candidate_forms: list[Form], arrays: dict, digest: str | None) -> list[Result]:
@@ -435,8 +487,9 @@ def execute(cases: list[Case], runs: list[Run], *, timeout: float = DEFAULT_TIME
     for r in runs:
         by_case[r.case.name].append(r)
 
+    window = _Window(cases, {name: len(rs) for name, rs in by_case.items()}, WINDOW_BYTES)
     groups: dict[tuple, list[Run]] = {}
-    for r in runs:
+    for r in sorted(runs, key=lambda r: window.index[r.case.name]):  # suite order (stable), as _Window needs
         if r.planned_status is None:
             groups.setdefault((r.framework, r.device, r.python, r.variant if r.env else None,
                                tuple(sorted(r.env.items()))), []).append(r)
@@ -448,6 +501,7 @@ def execute(cases: list[Case], runs: list[Run], *, timeout: float = DEFAULT_TIME
     def serve(key, group):
         worker = pool.get(key, startup_timeout=max(120.0, timeout))
         for run in group:
+            window.enter(run.case, stop)
             if stop.is_set():
                 return
             try:
@@ -457,6 +511,7 @@ def execute(cases: list[Case], runs: list[Run], *, timeout: float = DEFAULT_TIME
 
     def references():
         for case in cases:
+            window.enter(case, stop)
             if stop.is_set():
                 return
             try:
@@ -502,6 +557,7 @@ def execute(cases: list[Case], runs: list[Run], *, timeout: float = DEFAULT_TIME
                                                                     r.variant or ""))
                     on_case_done(case_of[name], done, refs.pop(name), shared.summaries.pop(name, {}), arrays)
                 shared.release(case_of[name])
+                window.finish(case_of[name])
     except BaseException:
         stop.set()
         pool.kill()  # interrupted: no worker may outlive this

@@ -162,3 +162,42 @@ def test_readme_python_example_runs_as_written(tmp_path):
         assert [comparison.strip(), output, verdict] == [row[0], row[1], row[4]]
         assert float(max_abs) == pytest.approx(float(row[2]), rel=1e-6) and float(ulp) == float(row[3])
     assert (tmp_path / "reports" / "parity.html").is_file() and (tmp_path / "my-results" / "manifest.json").is_file()
+
+
+def test_no_thread_runs_ahead_beyond_the_memory_window(monkeypatch):
+    """runner.WINDOW_BYTES bounds what the open cases hold: with a budget of one byte only the
+    oldest unfinished case may begin, so the workers and the reference thread go in lockstep,
+    and every case is still judged exactly as without the window."""
+    from parity import runner
+
+    cases = [parity.case("lrn", params={"size": 3}, inputs={"x": _x((1, 4, 3, 3), seed=i)}, name=f"w/{i}")
+             for i in range(6)]
+    free = parity.run(cases, frameworks=["torch", "tensorflow"])
+    spans = []
+    enter = runner._Window.enter
+
+    def recording(self, case, stop):
+        enter(self, case, stop)
+        spans.append(self.index[case.name] - self.oldest)
+
+    monkeypatch.setattr(runner, "WINDOW_BYTES", 1)
+    monkeypatch.setattr(runner._Window, "enter", recording)
+    tight = parity.run(cases, frameworks=["torch", "tensorflow"])
+    assert len(spans) == 6 * 3 and max(spans) == 0  # two workers and the reference thread, never ahead
+    columns = ["case", "comparison", "output", "verdict", "max_abs"]
+    pd.testing.assert_frame_equal(tight.to_pandas()[columns], free.to_pandas()[columns])
+
+
+def test_the_window_lets_small_cases_run_ahead_and_large_ones_not():
+    from parity import runner
+
+    small = [parity.case("lrn", params={"size": 3}, inputs={"x": {"shape": [2, 8, 6, 6], "dtype": "float32"}},
+                         name=f"s/{i}") for i in range(1000)]
+    w = runner._Window(small, {c.name: 3 for c in small}, runner.WINDOW_BYTES)
+    assert w._may(999)  # a thousand small cases fit: nobody waits
+    large = [parity.case("lrn", params={"size": 3}, inputs={"x": {"shape": [32, 96, 55, 55], "dtype": "float32"}},
+                         name=f"l/{i}") for i in range(4)]
+    w = runner._Window(large, {c.name: 3 for c in large}, runner.WINDOW_BYTES)
+    assert w._may(0) and not w._may(1)  # AlexNet-sized: one case open at a time
+    w.finish(large[0])
+    assert w._may(1) and not w._may(2)

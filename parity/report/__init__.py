@@ -503,6 +503,8 @@ FORMATS = ("csv", "html", "json", "junit", "md")
 #: cost about the same (2,000 small cases, one run: csv 0.64 s + junit 0.24 s; html 0.58 s +
 #: json 0.42 s + md)
 CHILD_FORMATS = ("csv", "junit")
+#: the peak resident memory (KiB) of each forked writer this process waited for (bench/scale.py reports it)
+WRITER_PEAK_KIB: list[int] = []
 #: comparisons from which a second process pays for itself (forking a large parent costs milliseconds)
 PARALLEL_ROWS = 2000
 
@@ -583,7 +585,7 @@ def write_all(report: Report, out_dir: Path, formats=FORMATS, parallel: bool | N
     out_dir = Path(out_dir)
     writers = {  # each a function that gives the text in pieces, written as they come
         "csv": ("parity.csv", lambda: csv_report.iter_csv(report)),
-        "html": ("parity.html", lambda: [html_report.render(report)]),
+        "html": ("parity.html", lambda: html_report.iter_html(report)),
         "json": ("parity.json", lambda: iter_json(report)),
         "junit": ("parity.junit.xml", lambda: junit.iter_xml(report)),
         "md": ("parity.md", lambda: [markdown.render(report)]),
@@ -627,7 +629,8 @@ def write_all(report: Report, out_dir: Path, formats=FORMATS, parallel: bool | N
             with os.fdopen(r, "rb") as errors:
                 said = errors.read()
             child = None
-            _, status = os.waitpid(pid, 0)
+            _, status, usage = os.wait4(pid, 0)
+            WRITER_PEAK_KIB.append(usage.ru_maxrss)
             if status != 0:
                 raise _child_error([writers[f][0] for f in theirs], status, said)
         for tmp, name in staged:

@@ -346,6 +346,13 @@ def _metrics_text(row) -> str:
 
 
 def render(report: Report) -> str:
+    """The page's text (see iter_html)."""
+    return "".join(iter_html(report))
+
+
+def iter_html(report: Report):
+    """The page in the pieces Jinja2 renders it in: the table's data is made into its JSON text
+    first and the rows' lists are freed before the page is rendered around it."""
     template = _ENV.get_template("report.html.j2")
     s = _Strings()
     rows_all = report.rows
@@ -436,11 +443,13 @@ def render(report: Report) -> str:
         "cases": cases_data, "ops": ops, "ulp": {"far": ULP_FAR, "tiny_factor": ULP_TINY_FACTOR},
     }
     bad_total = sum(len(g["entries"]) for g in bad_groups)
-    return template.render(
+    data_text, drill_text = _json(data), _json(jsonable(drill))
+    del data, table_rows, cases_data, drill, ulp
+    yield from template.generate(
         report=report, counts=report.counts(), keys=[(k, keys_seen[k]) for k in keys], versions=report.versions(),
         n_rows=len(rows_all), bad_groups=bad_groups, bad_total=bad_total, accepted=list(accepted.values()),
         matrices=op_matrices(report), filters={k: sorted(v) for k, v in filters.items()},
-        data=_json(data), drill=_json(jsonable(drill)), environment=environment(report),
+        data=data_text, drill=drill_text, environment=environment(report),
         hosts=[(h, describe(h)) for h in report.hosts().values()], across_hosts=report.across_hosts(),
         chart_js=_chart_js(), case_summaries=summaries,
         verdicts=verdicts, ulp_far=ULP_FAR,
