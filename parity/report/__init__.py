@@ -322,12 +322,6 @@ def semantic_text(row: Comparison) -> str:
     return "; ".join(f"{label}: {va} vs {vb}" for label, va, vb in row.semantic)
 
 
-def record(row: Comparison) -> dict:
-    """One flat record per comparison (CSV columns, JSON objects). Made by each format that
-    needs it, not kept: 60,000 records would be 60 MB held until the last report is written."""
-    return _record(row)
-
-
 def frame(rows: list[Comparison]):
     """The table of Report.to_pandas for ``rows``: one row per comparison, the columns of
     parity.csv, numbers as numbers (missing ones NA), the verdict as a category."""
@@ -336,7 +330,7 @@ def frame(rows: list[Comparison]):
     from parity.report.csv import COLUMNS
     from parity.verdicts import VERDICTS
 
-    df = pd.DataFrame.from_records([_record(r) for r in rows], columns=list(COLUMNS))
+    df = pd.DataFrame.from_records([record(r) for r in rows], columns=list(COLUMNS))
     for col in _INT_COLUMNS:
         df[col] = df[col].astype("Int64")
     for col in _BOOL_COLUMNS:
@@ -348,7 +342,9 @@ def frame(rows: list[Comparison]):
     return df
 
 
-def _record(row: Comparison) -> dict:
+def record(row: Comparison) -> dict:
+    """One flat record per comparison (CSV columns, JSON objects). Made by each format that
+    needs it, not kept: 60,000 records would be 60 MB held until the last report is written."""
     m = row.metrics
     known = row.known
     return {
@@ -469,7 +465,7 @@ def iter_json(report: Report):
         yield ("," if i else "") + dumps(_case_doc(c))
     yield '],"comparisons":['
     for i, r in enumerate(report.rows):
-        yield ("," if i else "") + dumps({**_record(r), "details": r.metrics.details if r.metrics else {}})
+        yield ("," if i else "") + dumps({**record(r), "details": r.metrics.details if r.metrics else {}})
     yield '],"across_hosts":' + dumps(report.across_hosts()) + "}"
 
 

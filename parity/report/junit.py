@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from xml.sax import saxutils as _xml
 
-from parity.report import Report, _record, fmt
+from parity.report import Report, fmt, record
 from parity.report.escape import _CONTROL_RANGES, _class, terminal, xml_text
 
 #: anything _attr or _text would change: markup, quotes, tab/newline/CR and every character
@@ -56,7 +56,7 @@ _PROPERTIES = ("verdict", "cause", "max_abs", "max_rel", "max_ulp", "mismatches"
 
 
 def _testcase(c, row, counts: dict) -> str:
-    rec = _record(row)
+    rec = record(row)
     props = "".join(f'\n      <property name="{key}" value={_attr(rec[key])} />' for key in _PROPERTIES
                     if rec.get(key) not in (None, ""))
     out = [f'\n    <testcase classname={_attr(f"parity.{c.case.op.name}")} '
