@@ -270,7 +270,7 @@ class Confined:
             real_root = _REAL_ROOTS.setdefault(key, os.path.realpath(key))
         self.real_root = real_root
         self._prefix = real_root.rstrip(os.sep) + os.sep
-        self._dirs: dict[str, str] = {}
+        self._dirs: set[str] = set()  # real directories met under real_root
 
     def path(self, rel, what: str) -> Path:
         if not isinstance(rel, str) or not rel or "\0" in rel:
@@ -310,7 +310,7 @@ class Confined:
             if i < last:
                 if not stat.S_ISDIR(st.st_mode):
                     return os.path.join(cur, *parts[i:]), None
-                self._dirs[nxt] = nxt
+                self._dirs.add(nxt)
             cur = nxt
         return cur, st.st_mode
 

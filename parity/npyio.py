@@ -86,25 +86,26 @@ def _checked(f, max_elements: int) -> Header:
     return header
 
 
-#: headers already parsed (a store's arrays repeat a few shapes and dtypes): text -> (shape, dtype, fortran)
+#: headers already read (a store's arrays repeat a few shapes and dtypes): text -> (shape, dtype, fortran)
 _PARSED: dict[str, tuple] = {}
 
 
 def _parse(text: str, offset: int, max_elements: int) -> Header:
-    hit = _PARSED.get(text)
-    if hit is not None:
-        shape, dt, fortran = hit
-        if math.prod(shape) > max_elements:
-            raise NpyError(f"shape {list(shape)} has {math.prod(shape)} elements, more than the limit of {max_elements}")
-        return Header(shape, dt, fortran, offset)
-    header = _parse_text(text, offset, max_elements)
-    if len(_PARSED) >= 1024:
-        _PARSED.clear()
-    _PARSED[text] = (header.shape, header.dtype, header.fortran_order)
-    return header
+    fields = _PARSED.get(text)
+    if fields is None:
+        fields = _literal(text)
+        if len(_PARSED) >= 1024:
+            _PARSED.clear()
+        _PARSED[text] = fields
+    shape, dt, fortran = fields
+    size = math.prod(shape)
+    if size > max_elements:
+        raise NpyError(f"shape {list(shape)} has {size} elements, more than the limit of {max_elements}")
+    return Header(shape, dt, fortran, offset)
 
 
-def _parse_text(text: str, offset: int, max_elements: int) -> Header:
+def _literal(text: str) -> tuple:
+    """(shape, dtype, fortran_order) of a header's text, each checked."""
     try:
         d = ast.literal_eval(text.strip())
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):  # TypeError: {[1]: 2}
@@ -128,12 +129,7 @@ def _parse_text(text: str, offset: int, max_elements: int) -> Header:
         raise NpyError(f"unknown dtype {descr!r}") from None
     if dt.kind not in KINDS or dt.hasobject or dt.fields is not None or dt.subdtype is not None:
         raise NpyError(f"dtype {dt} is not supported: expected booleans, integers or floats")
-    size = 1
-    for n in shape:
-        size *= n
-    if size > max_elements:
-        raise NpyError(f"shape {list(shape)} has {size} elements, more than the limit of {max_elements}")
-    return Header(tuple(shape), dt, fortran, offset)
+    return tuple(shape), dt, fortran
 
 
 def load(path: Path, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
