@@ -367,10 +367,12 @@ class Inputs:
 
 #: how much the cases open at once (begun by some thread, not yet judged) may hold, estimated
 #: from their shapes: a fast worker, or the reference thread, runs ahead of the slowest only
-#: that far, so the parent holds the inputs, outputs and references of a few large cases at
-#: most, whatever the suite's length. A suite of small cases never meets it (workers that wait
-#: for each other cost time: their thread pools spin while idle).
-WINDOW_BYTES = 512 << 20
+#: that far, so the parent holds the inputs, outputs and references of that much, or of its
+#: largest case (the oldest open case always begins), whatever the suite's length. A thread
+#: stopped by it goes on once the open cases hold half of it: it runs ahead in bursts and
+#: waits long between them (a worker waiting case by case costs time: its thread pools spin
+#: while it is idle). 2,000 small cases of [2, C, 6, 6] are about 64 MiB.
+WINDOW_BYTES = 64 << 20
 
 
 def _case_bytes(case: Case, n_runs: int) -> int:
@@ -396,15 +398,15 @@ class _Window:
         self.finished: set[int] = set()
         self.cond = threading.Condition()
 
-    def _may(self, i: int) -> bool:
-        return i <= self.oldest or self.upto[i + 1] - self.upto[self.oldest] <= self.budget
+    def _may(self, i: int, budget: int) -> bool:
+        return i <= self.oldest or self.upto[i + 1] - self.upto[self.oldest] <= budget
 
     def enter(self, case: Case, stop: threading.Event) -> None:
         i = self.index[case.name]
-        if self._may(i):  # the usual case, without the lock (oldest only grows)
+        if self._may(i, self.budget):  # the usual case, without the lock (oldest only grows)
             return
-        with self.cond:
-            while not self._may(i) and not stop.is_set():
+        with self.cond:  # stopped: on again when the open cases hold half the budget
+            while not self._may(i, self.budget // 2) and not stop.is_set():
                 self.cond.wait(0.2)
 
     def finish(self, case: Case) -> None:
