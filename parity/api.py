@@ -31,7 +31,7 @@ from parity import cases as cases_
 from parity import compare, frameworks, host, runner, store
 from parity.cases import Case
 from parity.errors import InputError
-from parity.report import CaseReport, Report
+from parity.report import CaseReport, Report, Tally
 
 __all__ = ["case", "load", "load_cases", "run"]
 
@@ -86,7 +86,8 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
         baseline_partial: bool = False,
         timeout: float = runner.DEFAULT_TIMEOUT, python: dict | None = None, env: dict | None = None,
         keep_outputs: bool | None = None, pool: runner.WorkerPool | None = None, on_result=None,
-        on_start=None, log_dir: Path | None = None, command: str | None = None) -> Report:
+        on_start=None, on_case=None, keep_cases: bool = True, log_dir: Path | None = None,
+        command: str | None = None) -> Report:
     """Run cases (Case objects, case files or directories) in every framework they ask for
     (or ``frameworks``), on their devices (or ``devices``), against the float64 reference, and
     judge every comparison. Returns a Report.
@@ -100,7 +101,11 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
     array in the Report (default: when no results store is written; otherwise outputs() reads
     them back from the store). ``pool``: workers to reuse across calls (runner.WorkerPool;
     close it when done). ``on_start(runs)`` is called with the planned runs before the first
-    starts, ``on_result(result)`` as each finishes.
+    starts, ``on_result(result)`` as each finishes, ``on_case(case_report)`` with each case
+    when all its runs are judged, in the order of the cases (parity.report.stream.Writer.add
+    writes the report files so, as the run goes). ``keep_cases=False``: the Report keeps no
+    case (``cases`` is empty; its counts, hosts, versions and exit_code still hold), so that a
+    suite of any size costs the memory of its largest case; hand the cases to ``on_case``.
 
     Ctrl-C (KeyboardInterrupt) stops the run: the Report holds the cases finished so far,
     with ``interrupted`` and ``stopped`` set (exit_code 130), and the store is written with
@@ -119,6 +124,29 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     t0 = time.perf_counter()
     done: list[CaseReport] = []
+    tally = None if keep_cases else Tally()
+    order = {c.name: i for i, c in enumerate(cases)}
+    ahead: dict[int, CaseReport] = {}  # finished before a case that comes earlier in the suite
+    upto = [0]  # the index of the next case to hand on
+
+    def hand_on(cr: CaseReport, flushing: bool) -> None:
+        if on_case:
+            with fsutil.deferred_signals() as held:  # a case reaches on_case whole, or not at all
+                on_case(cr)
+            if held and not flushing:
+                raise KeyboardInterrupt
+        if tally is None:
+            done.append(cr)
+        else:
+            tally.add(cr)
+
+    def in_order(cr: CaseReport, flush: bool = False) -> None:
+        if cr is not None:
+            ahead[order[cr.case.name]] = cr
+        while upto[0] in ahead or (flush and ahead):
+            nxt = upto[0] if upto[0] in ahead else min(ahead)
+            upto[0] = nxt + 1
+            hand_on(ahead.pop(nxt), flush)
 
     def on_case_done(c, res, refs, summary, arrays):
         prior = old.cases[c.name].results if old and c.name in old.cases else ([] if old else None)
@@ -129,14 +157,18 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
         if not keep:
             for r in res + refs:  # the store has them: the parent keeps only what the reports need
                 r.outputs, r.bounds, r.magnitudes = {}, {}, {}
-        done.append(CaseReport(c, res, refs, rows, summary, dict(arrays) if keep else None))
+        in_order(CaseReport(c, res, refs, rows, summary, dict(arrays) if keep else None))
 
     interrupted = False
     try:
-        runner.execute(cases, runs, timeout=timeout, on_result=on_result, on_case_done=on_case_done,
-                       log_dir=log_dir, pool=pool)
-    except KeyboardInterrupt:
-        interrupted = True
+        try:
+            runner.execute(cases, runs, timeout=timeout, on_result=on_result, on_case_done=on_case_done,
+                           log_dir=log_dir, pool=pool)
+        except KeyboardInterrupt:
+            interrupted = True
+        with fsutil.deferred_signals() as held:  # the cases that finished after one that never did
+            in_order(None, flush=True)
+        interrupted = interrupted or bool(held)
     except BaseException:
         if writer:
             with fsutil.deferred_signals():
@@ -145,10 +177,8 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
     if writer:
         with fsutil.deferred_signals():
             writer.close(interrupted)
-    order = {c.name: i for i, c in enumerate(cases)}
-    done.sort(key=lambda c: order[c.case.name])
     return Report(done, started, time.perf_counter() - t0, command, host.fingerprint(), interrupted,
-                  stopped=interrupted, results_dir=Path(results) if results is not None else None)
+                  stopped=interrupted, results_dir=Path(results) if results is not None else None, tally=tally)
 
 
 def _check_names(fws, devices) -> None:
@@ -161,7 +191,7 @@ def _check_names(fws, devices) -> None:
 
 
 def load(results, cases=None, *, baseline: str | None = None, baselines: Path = Path("baselines"),
-         baseline_partial: bool = False, quiet: bool = False) -> Report:
+         baseline_partial: bool = False, quiet: bool = False, on_case=None, keep_cases: bool = True) -> Report:
     """A Report from one or more results stores (read as one: several hosts, shards, a CPU
     and a GPU machine), running no framework. The references and comparisons are computed
     again from the stored inputs and outputs.
@@ -170,29 +200,73 @@ def load(results, cases=None, *, baseline: str | None = None, baselines: Path = 
     objects) instead of the copies stored with them: their ``known:``, tolerances and golden
     values; each ``when:`` is judged against the host, versions and device that made the
     stored run. A stored run whose call the case no longer makes is an ERROR that says so;
-    the cases on one side only are named on stderr (unless ``quiet``)."""
-    roots = [Path(results)] if isinstance(results, (str, Path)) else [Path(r) for r in results]
-    src = store.load_many(roots)
-    if cases is not None:
-        rejudge(src, cases, quiet=quiet)
-    prior = store.load(store.baseline_path(baselines, baseline)) if baseline else None
+    the cases on one side only are named on stderr (unless ``quiet``).
+
+    ``on_case`` and ``keep_cases`` as in ``run``: with ``keep_cases=False`` each case's arrays
+    are read from the store when it is judged and forgotten after (``parity report``)."""
+    stored = Stored(results, cases, baseline=baseline, baselines=baselines, baseline_partial=baseline_partial,
+                    quiet=quiet, lazy=not keep_cases)
     t0 = time.perf_counter()
-    done = []
-    for sc in src.cases.values():
-        refs = runner.reference_results(sc.case, [r.form for r in sc.results], sc.inputs, sc.digest)
-        old = prior.cases[sc.case.name].results if prior and sc.case.name in prior.cases else \
-            ([] if prior else None)
-        rows = compare.evaluate(sc.case, sc.results, refs, baseline=old, baseline_name=baseline or "",
-                                baseline_partial=baseline_partial)
+    done: list[CaseReport] = []
+    tally = None if keep_cases else Tally()
+    for cr in stored.judged(keep_arrays=keep_cases):
+        if on_case:
+            on_case(cr)
+        if tally is None:
+            done.append(cr)
+        else:
+            tally.add(cr)
+    return stored.report(done, time.perf_counter() - t0, tally)
+
+
+class Stored:
+    """Stored results opened for judging (what ``load`` does in two steps, for a front end
+    that judges them in more than one process: ``parity report``): the store(s) read and
+    checked, today's cases put in (``cases``), the baseline read. ``judged()`` gives each
+    case's CaseReport in turn; ``report()`` the Report around them."""
+
+    def __init__(self, results, cases=None, *, baseline: str | None = None, baselines: Path = Path("baselines"),
+                 baseline_partial: bool = False, quiet: bool = False, lazy: bool = False):
+        self.roots = [Path(results)] if isinstance(results, (str, Path)) else [Path(r) for r in results]
+        self.src = store.load_many(self.roots, lazy=lazy)
+        if cases is not None:
+            rejudge(self.src, cases, quiet=quiet)
+        self.cases_arg = cases
+        self.baseline, self.baseline_partial = baseline, baseline_partial
+        self.prior = store.load(store.baseline_path(baselines, baseline)) if baseline else None
+
+    def size(self) -> int:
+        """The stored runs: about half the comparisons there will be."""
+        return sum(len(sc.results) for sc in self.src.cases.values())
+
+    def judged(self, keep_arrays: bool = True):
         from parity import inputs
 
-        done.append(CaseReport(sc.case, sc.results, refs, rows, inputs.summarize(sc.inputs), dict(sc.inputs)))
-    command = f"parity report {' '.join(map(str, roots))} (results of: {src.manifest.get('command', '?')})"
-    if cases is not None:
-        command += f" --cases {cases if isinstance(cases, (str, Path)) else '...'}"
-    return Report(done, str(src.manifest.get("created", "")), time.perf_counter() - t0, command,
-                  src.manifest.get("host") or host.fingerprint(), bool(src.manifest.get("interrupted")),
-                  results_dir=roots[0] if len(roots) == 1 else None, manifest=src.manifest)
+        prior = self.prior
+        for sc in self.src.cases.values():
+            sc.read()
+            refs = runner.reference_results(sc.case, [r.form for r in sc.results], sc.inputs, sc.digest)
+            old = prior.cases[sc.case.name].results if prior and sc.case.name in prior.cases else \
+                ([] if prior else None)
+            rows = compare.evaluate(sc.case, sc.results, refs, baseline=old, baseline_name=self.baseline or "",
+                                    baseline_partial=self.baseline_partial)
+            cr = CaseReport(sc.case, sc.results, refs, rows, inputs.summarize(sc.inputs),
+                            dict(sc.inputs) if keep_arrays else None)
+            if not keep_arrays:
+                sc.drop()
+                for r in refs:
+                    r.outputs, r.bounds, r.magnitudes = {}, {}, {}
+            yield cr
+
+    def report(self, done: list[CaseReport], seconds: float, tally: Tally | None = None) -> Report:
+        src, roots = self.src, self.roots
+        command = f"parity report {' '.join(map(str, roots))} (results of: {src.manifest.get('command', '?')})"
+        if self.cases_arg is not None:
+            cases = self.cases_arg
+            command += f" --cases {cases if isinstance(cases, (str, Path)) else '...'}"
+        return Report(done, str(src.manifest.get("created", "")), seconds, command,
+                      src.manifest.get("host") or host.fingerprint(), bool(src.manifest.get("interrupted")),
+                      results_dir=roots[0] if len(roots) == 1 else None, manifest=src.manifest, tally=tally)
 
 
 def rejudge(src: store.Store, cases, quiet: bool = False) -> None:
@@ -223,7 +297,7 @@ def rejudge(src: store.Store, cases, quiet: bool = False) -> None:
             arrays[protocol.UPSTREAM] = c.upstream()
         changed = sc.digest is not None and inputs.digest(arrays) != sc.digest
         sc.case = c
-        for r in sc.results:
+        for i, r in enumerate(sc.results):
             r.case = c
             why = "the case's inputs changed since this store was made" if changed else None
             if why is None:
@@ -241,4 +315,6 @@ def rejudge(src: store.Store, cases, quiet: bool = False) -> None:
                                                                           c.dtype)
             if why is not None:
                 r.status, r.outputs = runner.ERROR, {}
+                if i < len(sc.output_paths):
+                    sc.output_paths[i] = {}  # not read later either (StoredCase.read)
                 r.message = f"stored run not judged: {why}; run the case again"

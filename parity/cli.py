@@ -310,13 +310,6 @@ def shard(cases: list, k: int, n: int) -> list:
     return [c for i, c in enumerate(sorted(cases, key=lambda c: c.name)) if i % n == k - 1]
 
 
-def _write_reports(rep, args) -> None:
-    from parity import report
-
-    written = report.write_all(rep, args.report_dir)
-    say("reports: " + ", ".join(str(p) for p in written))
-
-
 def _report_lock(report_dir: Path):
     """The report directory, checked before anything runs, and locked for this process."""
     from parity import fsutil
@@ -336,7 +329,7 @@ def _not_a_baseline(results: Path, baselines: Path) -> None:
 
 def cmd_run(args) -> int:
     from parity import api, fsutil, host, store
-    from parity.report import terminal
+    from parity.report import stream, terminal
 
     python = _python_map(args.python)
     env = _env_map(args.env)
@@ -361,15 +354,25 @@ def cmd_run(args) -> int:
     if args.baseline:
         store.baseline_path(args.baselines, args.baseline)  # a missing baseline stops us before anything runs
     lock = None if args.no_report else _report_lock(args.report_dir)
+    reports = None
     try:
         progress = terminal.Progress(0)
+        table = terminal.Table(args.verbose)
+        # the report files are written as the cases finish, and the parent keeps none of them
+        reports = None if args.no_report else stream.Writer(args.report_dir)
+
+        def on_case(c):
+            table.add(c)
+            if reports is not None:
+                reports.add(c)
+
         signal.signal(signal.SIGTERM, _interrupt)  # CI cancels with SIGTERM: treat it as Ctrl-C
         try:
             rep = api.run(cases, frameworks=args.frameworks, devices=args.device, results=results_dir,
                           baseline=args.baseline, baselines=args.baselines, baseline_partial=args.baseline_partial,
                           timeout=args.timeout, python=python,
                           env=env, keep_outputs=False, on_result=None if args.quiet else progress.update,
-                          on_start=progress.start,
+                          on_start=progress.start, on_case=on_case, keep_cases=False,
                           log_dir=None if args.no_report else args.report_dir / "logs",
                           command="parity " + shlex.join(sys.argv[1:]))
         finally:
@@ -377,30 +380,38 @@ def cmd_run(args) -> int:
         if rep.interrupted:
             print("\ninterrupted: writing the results finished so far", file=sys.stderr)
         with fsutil.deferred_signals(restore=False) as held:  # a second Ctrl-C waits for whole reports
-            say(terminal.render(rep, verbose=args.verbose), end="")
-            if not args.no_report:
-                _write_reports(rep, args)
+            say(table.render(rep), end="")
+            if reports is not None:
+                written, reports = reports.close(rep), None
+                say("reports: " + ", ".join(str(p) for p in written))
             if results_dir is not None:
                 say(f"results: {results_dir}")
     finally:
+        if reports is not None:  # the run failed: the previous report files stay as they were
+            reports.abandon()
         if lock is not None:
             lock.release()
     return 130 if held else rep.exit_code
 
 
 def cmd_report(args) -> int:
-    from parity import api, fsutil, store
+    from parity import api, fsutil, report, store
     from parity.report import terminal
 
     if args.baseline:
         store.baseline_path(args.baselines, args.baseline)
     lock = _report_lock(args.report_dir)
     try:
-        rep = api.load(args.results, args.cases_dir, baseline=args.baseline, baselines=args.baselines,
-                       baseline_partial=args.baseline_partial)
+        # the store is read and checked whole; each case's arrays are read when it is judged
+        stored = api.Stored(args.results, args.cases_dir, baseline=args.baseline, baselines=args.baselines,
+                            baseline_partial=args.baseline_partial, lazy=True)
+        table = terminal.Table(args.verbose)
+        rep, written = report.write_set(args.report_dir, lambda: stored.judged(keep_arrays=False),
+                                        lambda tally, seconds: stored.report([], seconds, tally),
+                                        size=2 * stored.size(), on_case=table.add)
         with fsutil.deferred_signals(restore=False) as held:
-            say(terminal.render(rep, verbose=args.verbose), end="")
-            _write_reports(rep, args)
+            say(table.render(rep), end="")
+            say("reports: " + ", ".join(str(p) for p in written))
     finally:
         lock.release()
     return 130 if held else rep.exit_code

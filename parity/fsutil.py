@@ -30,6 +30,7 @@ import signal
 import stat
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from parity.errors import InputError
@@ -338,6 +339,9 @@ def deferred_signals(restore: bool = True):
     global _deferring
     if _deferring:  # nested: the outer block holds them
         yield _deferred
+        return
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield []
         return
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     _deferred.clear()

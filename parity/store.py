@@ -38,6 +38,7 @@ Nothing is lost, nothing is written outside (parity.fsutil):
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
@@ -45,6 +46,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -180,9 +182,11 @@ class Writer:
                     raise InputError(f"{what}: exists and is not a parity results directory")
             self.recovered = recover_died(self.root)
             self.stage = fsutil.staging_dir(self.root)
+            # the manifest's head; its cases and runs are in the journal, and written from it by close
             self.manifest = {"schema": SCHEMA, "created": _now(), "command": command, "host": host,
-                             "hosts": {host["id"]: host}, "versions": {}, "cases": [], "runs": []}
-            self._journal = open(self.stage / JOURNAL, "a", encoding="utf-8")
+                             "hosts": {host["id"]: host}, "versions": {}}
+            self._cases: list[tuple[str, str, int]] = []  # (name, id, offset of its journal line)
+            self._journal = open(self.stage / JOURNAL, "ab")
             self._log({"header": {k: self.manifest[k] for k in ("schema", "created", "command", "host")},
                        "pid": os.getpid()})
         except BaseException:
@@ -190,9 +194,12 @@ class Writer:
             raise
         self.closed = False
 
-    def _log(self, line: dict) -> None:
-        self._journal.write(dumps(line) + "\n")
+    def _log(self, line: dict) -> int:
+        """Append a line to the journal; its offset."""
+        at = self._journal.tell()
+        self._journal.write((dumps(line) + "\n").encode())
         self._journal.flush()  # in the OS's hands: a killed process loses nothing written
+        return at
 
     def add(self, case: Case, results: list[Result], inputs: dict[str, np.ndarray], digest: str | None) -> None:
         cid = case_id(case.name)
@@ -227,12 +234,11 @@ class Writer:
                 hosts[r.host["id"]] = r.host
             if r.version:
                 versions.setdefault(r.framework + (f"[{r.variant}]" if r.variant else ""), r.version)
-        self.manifest["cases"].append(entry)
-        self.manifest["runs"] += runs
         self.manifest["hosts"].update(hosts)
         for k, v in versions.items():
             self.manifest["versions"].setdefault(k, v)
-        self._log({"case": entry, "runs": runs, "hosts": hosts, "versions": versions})
+        self._cases.append((case.name, cid, self._log({"case": entry, "runs": runs, "hosts": hosts,
+                                                        "versions": versions})))
 
     def abandon(self) -> None:
         """After a failure of the harness or the machine (a full disk): the old store stays in
@@ -255,8 +261,7 @@ class Writer:
             return
         try:
             self._journal.close()
-            _finish_manifest(self.manifest, interrupted)
-            atomic_write(self.stage / "manifest.json", dumps(self.manifest))
+            self._write_manifest(interrupted)
             os.unlink(self.stage / JOURNAL)
             keep = self._keep_previous()
             fsutil.swap_into_place(self.stage, self.root, keep)
@@ -265,21 +270,56 @@ class Writer:
             self.lock.release()
 
 
+    def _write_manifest(self, interrupted: bool) -> None:
+        """manifest.json, in pieces: its cases and runs read back from the journal one case at
+        a time, in the order of _finish_manifest (the same text as one dumps of the whole), so
+        that a store of any size is finished in the memory of its largest case."""
+        head = {**self.manifest}
+        path = self.stage / "manifest.json"
+        fd, tmp = tempfile.mkstemp(prefix=".manifest.json.", dir=self.stage)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out, \
+                    tempfile.TemporaryFile("w+", encoding="utf-8", dir=self.stage) as runs, \
+                    open(self.stage / JOURNAL, "rb") as journal:
+                out.write(dumps(head)[:-1] + ',"cases":[')
+                n_runs = 0
+                for i, (_, _, at) in enumerate(sorted(self._cases)):  # by name, as _finish_manifest
+                    journal.seek(at)
+                    doc = json.loads(journal.readline())
+                    out.write(("," if i else "") + dumps(doc["case"]))
+                    for r in sorted(doc["runs"], key=_run_order):
+                        runs.write(("," if n_runs else "") + dumps(r))
+                        n_runs += 1
+                out.write('],"runs":[')
+                runs.seek(0)
+                shutil.copyfileobj(runs, out)
+                out.write('],"interrupted":' + dumps(interrupted) + "}")
+                out.flush()
+                os.fsync(out.fileno())
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
     def _keep_previous(self) -> Path | None:
         """Where the store this run replaces is kept, when it has cases this run does not (a
-        run of a subset never drops the last full results without a word): ROOT.previous."""
+        run of a subset never drops the last full results without a word): ROOT.previous.
+        Its cases are its case directories (one per case of its manifest, named by case_id)."""
         import sys
 
         try:
-            old = json.loads((self.root / "manifest.json").read_text(encoding="utf-8"))
-            old_names = {str(c.get("name")) for c in old.get("cases", []) if isinstance(c, dict)}
-        except (OSError, ValueError, AttributeError):
+            old_ids = {p.name for p in (self.root / "cases").iterdir()}
+        except OSError:
             return None
-        lost = old_names - {c["name"] for c in self.manifest["cases"]}
+        lost = old_ids - {cid for _, cid, _ in self._cases}
         if not lost:
             return None
         keep = self.root.parent / f"{self.root.name}.previous"
-        print(f"note: {self.root} held {len(old_names)} case(s), {len(lost)} of them not in this run; that store "
+        print(f"note: {self.root} held {len(old_ids)} case(s), {len(lost)} of them not in this run; that store "
               f"is kept as {keep} (parity report {keep}), this run's is {self.root}", file=sys.stderr)
         return keep
 
@@ -288,10 +328,14 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _run_order(r: dict) -> tuple:
+    return r["case"], r["framework"], r["device"], r["dtype"], r.get("variant") or ""
+
+
 def _finish_manifest(manifest: dict, interrupted: bool) -> None:
     manifest["interrupted"] = interrupted
     manifest["cases"].sort(key=lambda c: c["name"])  # cases finish in any order
-    manifest["runs"].sort(key=lambda r: (r["case"], r["framework"], r["device"], r["dtype"], r.get("variant") or ""))
+    manifest["runs"].sort(key=_run_order)
 
 
 def recover_died(root: Path) -> list[tuple[Path, int]]:
@@ -378,6 +422,23 @@ class StoredCase:
     #: the store this case was read from, and its manifest entry
     root: Path | None = None
     entry: dict = field(default_factory=dict)
+    #: where the inputs are: read by ``read`` after a lazy load (load(lazy=True))
+    input_paths: dict[str, Path] = field(default_factory=dict)
+
+    def read(self) -> None:
+        """The arrays a lazy load left on disk (checked already): the inputs, and the outputs
+        of each run that has a path for them (a run ``rejudge`` set aside has none)."""
+        if self.input_paths and not self.inputs:
+            self.inputs = {k: _load_npy(p) for k, p in self.input_paths.items()}
+        for r, paths in zip(self.results, self.output_paths):
+            if paths and not r.outputs:
+                r.outputs = {k: _load_npy(p) for k, p in paths.items()}
+
+    def drop(self) -> None:
+        """Forget the arrays (``read`` reads them again)."""
+        self.inputs = {}
+        for r in self.results:
+            r.outputs = {}
 
 
 @dataclass
@@ -485,9 +546,11 @@ def _what(error) -> str:
     return error.message[:200]
 
 
-def load(root: Path, load_outputs: bool = True) -> Store:
+def load(root: Path, load_outputs: bool = True, lazy: bool = False) -> Store:
     """Read a results directory back: cases (from the stored copies), inputs and runs. The
-    store is untrusted: see the module docstring; every problem is an InputError."""
+    store is untrusted: see the module docstring; every problem is an InputError. ``lazy``:
+    every array is checked but left on disk, for StoredCase.read (a report of a large store
+    holds one case's arrays at a time)."""
     root = Path(root)
     manifest = _manifest(root)
     mpath = root / "manifest.json"
@@ -512,8 +575,13 @@ def load(root: Path, load_outputs: bool = True) -> Store:
             case = dataclasses.replace(case, name=entry["name"])
         if case.name in cases:
             raise InputError(f"{where}: case {case.name!r} is listed twice")
-        inputs = {k: _load_npy(confined.path(p, f"{where}.inputs.{k}")) for k, p in entry["inputs"].items()}
-        cases[case.name] = StoredCase(case, inputs, entry.get("inputs_sha256"), root=root, entry=entry)
+        input_paths = {k: confined.path(p, f"{where}.inputs.{k}") for k, p in entry["inputs"].items()}
+        if lazy:
+            for p in input_paths.values():
+                _check_npy(p)
+        inputs = {} if lazy else {k: _load_npy(p) for k, p in input_paths.items()}
+        cases[case.name] = StoredCase(case, inputs, entry.get("inputs_sha256"), root=root, entry=entry,
+                                      input_paths=input_paths)
     for i, entry in enumerate(manifest["runs"]):
         where = f"{mpath}: runs[{i}]"
         sc = cases.get(entry["case"])
@@ -524,8 +592,8 @@ def load(root: Path, load_outputs: bool = True) -> Store:
             raise InputError(f"{where}: framework {fw!r} has no {sc.case.op.name} here (known: "
                              f"{', '.join(sc.case.op.spellings)})")
         paths = {k: confined.path(p, f"{where}.outputs.{k}") for k, p in entry["outputs"].items()}
-        outputs = {k: _load_npy(p) for k, p in paths.items()} if load_outputs else {}
-        if not load_outputs:  # still refuse what could not be read later (merge and baselines copy them)
+        outputs = {k: _load_npy(p) for k, p in paths.items()} if load_outputs and not lazy else {}
+        if not outputs:  # still refuse what could not be read later (merge and baselines copy them)
             for p in paths.values():
                 _check_npy(p)
         native = entry.get("native")
@@ -558,12 +626,12 @@ def run_key(r: Result) -> tuple:
     return (r.case.name, r.framework, r.device, r.dtype, r.variant or None, (r.host or {}).get("id"))
 
 
-def load_many(roots: list[Path], load_outputs: bool = True) -> Store:
+def load_many(roots: list[Path], load_outputs: bool = True, lazy: bool = False) -> Store:
     """Several stores as one (in memory, nothing copied): the cases of all of them, each case's
     runs from every store. Runs from different hosts stay apart (their host tells them apart);
     the same case must have the same inputs in every store, and the same run (case, side,
     dtype, host) may come from one store only."""
-    stores = [load(r, load_outputs) for r in roots]
+    stores = [load(r, load_outputs, lazy) for r in roots]
     if len(stores) == 1:
         return stores[0]
     cases: dict[str, StoredCase] = {}
@@ -572,7 +640,8 @@ def load_many(roots: list[Path], load_outputs: bool = True) -> Store:
         for name, sc in st.cases.items():
             first = cases.get(name)
             if first is None:
-                first = cases[name] = StoredCase(sc.case, sc.inputs, sc.digest, root=sc.root, entry=sc.entry)
+                first = cases[name] = StoredCase(sc.case, sc.inputs, sc.digest, root=sc.root, entry=sc.entry,
+                                                 input_paths=sc.input_paths)
             elif first.digest != sc.digest:
                 raise InputError(f"{st.root}: case {name!r} has other inputs than in {first.root} (sha256 "
                                  f"{sc.digest} vs {first.digest}): not the same case")

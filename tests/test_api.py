@@ -223,3 +223,83 @@ def test_a_thread_the_window_stopped_goes_on_when_half_of_it_is_free():
     w.finish(cases[2])  # cases 3..4: half the budget
     assert entered.wait(5)
     t.join(5)
+
+
+def _suite(n=6):
+    return [parity.case("lrn", params={"size": 3 + 2 * (i % 2)}, inputs={"x": _x((2, 4 + i, 3, 3), seed=i)},
+                        name=f"stream/{i}") for i in range(n)]
+
+
+def test_a_run_that_keeps_no_case_hands_each_on_in_order_and_its_files_are_the_kept_reports(tmp_path):
+    """parity.run(on_case=..., keep_cases=False), as `parity run` does: every case reaches
+    on_case once, in suite order, however the workers finished; the Report keeps none of them
+    but still has its counts and exit status; the report files written case by case are the
+    files of the kept report (CSV byte for byte: it has no timing)."""
+    from parity.report import stream
+
+    cases = _suite()
+    kept = parity.run(cases, frameworks=["torch", "tensorflow"])
+    seen = []
+    writer = stream.Writer(tmp_path / "streamed")
+
+    def on_case(c):
+        seen.append(c.case.name)
+        writer.add(c)
+
+    light = parity.run(cases, frameworks=["torch", "tensorflow"], on_case=on_case, keep_cases=False)
+    streamed = writer.close(light)
+    assert seen == [c.name for c in cases]
+    assert light.cases == [] and light.counts() == kept.counts() and light.exit_code == kept.exit_code == 0
+    assert light.tally.rows == len(kept.rows) > 0 and set(light.versions()) == set(kept.versions())
+    with pytest.raises(LookupError, match="kept none of its 6 cases"):
+        light.to_pandas()
+    written = kept.write(tmp_path / "kept")
+    assert [p.name for p in streamed] == [p.name for p in written]
+    assert (tmp_path / "streamed" / "parity.csv").read_bytes() == (tmp_path / "kept" / "parity.csv").read_bytes()
+    one, two = (json.loads((tmp_path / d / "parity.json").read_text()) for d in ("streamed", "kept"))
+    assert [r["verdict"] for r in one["comparisons"]] == [r["verdict"] for r in two["comparisons"]]
+    assert one["counts"] == two["counts"] and [c["name"] for c in one["cases"]] == [c.name for c in cases]
+    assert not [p for p in (tmp_path / "streamed").iterdir() if p.name.startswith(".")]
+
+
+def test_a_report_that_cannot_be_written_loses_no_result(tmp_path, monkeypatch):
+    """A full disk while a case's report parts are written stops the report files, not the
+    run: every case is judged and stored, close() raises the error, and the previous report
+    files stay as they were, with no temporary file left."""
+    from parity.report import junit, stream
+
+    cases = _suite(4)
+    out = tmp_path / "reports"
+    parity.run(cases[:1], frameworks=["torch"]).write(out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    calls = []
+
+    def full(self, c, tally):
+        calls.append(c.case.name)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(junit.Sink, "add", full)
+    writer = stream.Writer(out)
+    rep = parity.run(cases, frameworks=["torch"], results=tmp_path / "results", on_case=writer.add, keep_cases=False)
+    assert calls == ["stream/0"]  # the writer stopped at the first failure
+    with pytest.raises(OSError) as exc:
+        writer.close(rep)
+    assert exc.value.errno == 28
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert rep.exit_code == 0 and rep.tally.cases == 4
+    assert [c.case.name for c in parity.load(tmp_path / "results").cases] == [c.name for c in cases]
+
+
+def test_a_store_loaded_one_case_at_a_time_gives_the_same_verdicts(tmp_path):
+    """parity.load(keep_cases=False): each case reaches on_case with its arrays read for it
+    and not kept; the verdicts and counts are those of the Report that keeps every case."""
+    cases = _suite(4)
+    parity.run(cases, frameworks=["torch", "tensorflow"], results=tmp_path / "r")
+    kept = parity.load(tmp_path / "r")
+    seen = []
+    light = parity.load(tmp_path / "r", on_case=lambda c: seen.append((c.case.name, [r.verdict for r in c.rows],
+                                                                        c.arrays)), keep_cases=False)
+    assert [name for name, _, _ in seen] == [c.case.name for c in kept.cases] == [c.name for c in cases]
+    assert [v for _, v, _ in seen] == [[r.verdict for r in c.rows] for c in kept.cases]
+    assert all(arrays is None for _, _, arrays in seen)
+    assert light.counts() == kept.counts() and light.exit_code == kept.exit_code and light.cases == []

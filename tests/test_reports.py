@@ -132,11 +132,11 @@ def test_a_format_that_fails_in_the_forked_writer_fails_the_set(run, tmp_path, m
     report.write_all(rep, out, parallel=False)
     before = _files(out)
 
-    def broken(_report):
-        yield "<?xml"
+    def broken(self, out, _report, _tally):
+        out.write("<?xml")
         raise failure
 
-    monkeypatch.setattr(junit, "iter_xml", broken)
+    monkeypatch.setattr(junit.Sink, "finish", broken)
     with pytest.raises(raised) as exc:
         report.write_all(rep, out, parallel=True)
     if raised is OSError:
@@ -144,3 +144,29 @@ def test_a_format_that_fails_in_the_forked_writer_fails_the_set(run, tmp_path, m
     else:
         assert "parity.junit.xml" in str(exc.value) and "a renderer's bug" in str(exc.value)
     assert _files(out) == before and sorted(p.name for p in out.iterdir()) == sorted(before)
+
+
+def test_a_store_judged_in_two_processes_or_one_writes_the_same_files(run, tmp_path):
+    """parity report judges the store in each process that writes (write_set's cases() is
+    called in the forked writer too), one case's arrays at a time: the same files either way,
+    but for the time each process measured; and the verdicts of the Report that kept them."""
+    import re
+
+    import parity
+    from parity import api, report
+
+    results = run.report_dir / "results"
+    kept = parity.load(results)
+    out = {}
+    for parallel in (False, True):
+        stored = api.Stored(results, lazy=True)
+        assert not any(sc.inputs for sc in stored.src.cases.values())  # read when judged
+        rep, files = report.write_set(tmp_path / str(parallel), lambda: stored.judged(keep_arrays=False),
+                                      lambda tally, seconds: stored.report([], seconds, tally),
+                                      size=2 * stored.size(), parallel=parallel)
+        assert rep.cases == [] and rep.counts() == kept.counts() and rep.exit_code == kept.exit_code
+        out[parallel] = {p.name: re.sub(r'(time="|"seconds":|, |&middot; )[0-9.e-]+( s)?', "T", p.read_text())
+                         for p in files}
+    assert out[False] == out[True]
+    rows = json.loads((tmp_path / "True" / "parity.json").read_text())["comparisons"]
+    assert [r["verdict"] for r in rows] == [r.verdict for r in kept.rows]

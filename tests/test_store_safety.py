@@ -423,3 +423,26 @@ def test_confined_paths_resolve_links_inside_and_refuse_links_out(tmp_path):
         fsutil.Confined(root).path("runs/a/y.npy", "w")
     with pytest.raises(InputError, match="through a symlink"):
         fsutil.inside(root, "runs/b/y.npy", "w")
+
+
+def test_the_manifest_written_from_the_journal_is_the_manifest_of_the_whole(tmp_path):
+    """store.Writer keeps no case in memory: close() writes manifest.json from the journal,
+    one case at a time, and it is the text one dumps() of the sorted whole gives."""
+    import parity
+    from parity import host, store
+    from parity.report import dumps
+
+    x = np.random.default_rng(0).standard_normal((1, 4, 3, 3)).astype(np.float32)
+    cases = [parity.case("lrn", params={"size": 3}, inputs={"x": x}, name=n) for n in ("m/c", "m/a", "m/b")]
+    rep = parity.run(cases, frameworks=["torch", "tensorflow"])
+    w = store.Writer(tmp_path / "results", "test", host.fingerprint())
+    for c in reversed(rep.cases):  # in any order: the manifest is sorted
+        w.add(c.case, c.results, c.arrays, c.results[0].inputs_sha256)
+    whole = store._manifest_from_journal(w.stage / store.JOURNAL)
+    store._finish_manifest(whole, False)
+    w.close()
+    text = (tmp_path / "results" / "manifest.json").read_text()
+    assert text == dumps(whole)
+    m = json.loads(text)
+    assert [c["name"] for c in m["cases"]] == ["m/a", "m/b", "m/c"] and len(m["runs"]) == 6
+    assert [c.case.name for c in parity.load(tmp_path / "results").cases] == ["m/a", "m/b", "m/c"]

@@ -1,7 +1,10 @@
-"""Reports: terminal table, CSV, JSON and a self-contained HTML page.
+"""Reports: terminal table, CSV, JSON, JUnit XML, Markdown and a self-contained HTML page.
 
-All files are written atomically (a temporary file in the same directory, then
-``os.replace``), so an interrupted run never leaves half a report behind.
+A Report holds the judged cases (CaseReport) of a run or a store, or, for a run that keeps
+none (parity.run(keep_cases=False)), only their totals (Tally). Each format is a sink fed
+one case at a time (parity.report.stream), so the files of a suite of any size are written
+in the memory of its largest case. The files are written as a set (each staged beside its
+destination, then all renamed), so an interrupted run never leaves half a report behind.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import os
 import re
 import signal
 import sys
-import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +37,43 @@ class CaseReport:
     inputs: dict = field(default_factory=dict)  # a summary of each input (shape, dtype, range, sha256)
     #: the input arrays, when the report keeps them (parity.run(keep_outputs=True), parity.load)
     arrays: dict | None = None
+
+
+class Tally:
+    """What the heads and tails of the reports need from the cases, counted as they arrive:
+    a report that keeps no case (parity run) still has its counts, hosts and versions."""
+
+    __slots__ = ("cases", "rows", "counts", "not_ok", "hosts", "versions")
+
+    def __init__(self):
+        from parity.verdicts import VERDICTS
+
+        self.cases = self.rows = self.not_ok = 0
+        self.counts = {v: 0 for v in VERDICTS}
+        self.hosts: dict[str, dict] = {}  # host id -> fingerprint, in the order the runs name them
+        self.versions: dict[str, str] = {}  # framework -> the first version a run or reference gives
+
+    @classmethod
+    def of(cls, cases) -> "Tally":
+        t = cls()
+        for c in cases:
+            t.add(c)
+        return t
+
+    def add(self, c: CaseReport) -> None:
+        self.cases += 1
+        self.rows += len(c.rows)
+        counted = self.counts
+        for row in c.rows:
+            counted[row.verdict] += 1
+            if not row.ok:
+                self.not_ok += 1
+        for r in c.results:
+            if r.host:
+                self.hosts.setdefault(r.host["id"], r.host)
+        for r in c.results + c.refs:
+            if r.version and r.framework not in self.versions:
+                self.versions[r.framework] = r.version
 
 
 #: the columns of Report.to_pandas (and of parity.csv) that hold integers, floats and booleans
@@ -58,6 +98,11 @@ class Report:
     results_dir: Path | None = None
     #: a report of stored results (parity.load): the store's manifest (created, command, cases, ...)
     manifest: dict | None = field(default=None, repr=False)
+    #: the totals of a report that keeps no case (parity.run(keep_cases=False)); None: count ``cases``
+    tally: Tally | None = field(default=None, repr=False)
+
+    def _tally(self) -> Tally:
+        return self.tally if self.tally is not None else Tally.of(self.cases)
 
     @property
     def rows(self) -> list[Comparison]:
@@ -81,6 +126,9 @@ class Report:
         return df
 
     def _make_frame(self):
+        if self.tally is not None and self.tally.cases and not self.cases:
+            raise LookupError(f"this report kept none of its {self.tally.cases} cases (keep_cases=False): its "
+                              f"comparisons are in the report files and its results store")
         return frame(self.rows)
 
     def summary(self, by=("op", "a")):
@@ -184,31 +232,23 @@ class Report:
     def exit_code(self) -> int:
         if self.stopped:
             return 130
-        return 1 if self.interrupted else exit_code(self.rows)
+        if self.interrupted:
+            return 1
+        return exit_code(self.rows) if self.tally is None else (1 if self.tally.not_ok else 0)
 
     def counts(self) -> dict[str, int]:
-        return counts(self.rows)
+        return counts(self.rows) if self.tally is None else dict(self.tally.counts)
 
     def hosts(self) -> dict[str, dict]:
         """Every host a run of the report comes from, by id (one, unless stores were merged)."""
-        out: dict[str, dict] = {}
-        for c in self.cases:
-            for r in c.results:
-                if r.host:
-                    out.setdefault(r.host["id"], r.host)
-        return out
+        return dict(self._tally().hosts)
 
     def across_hosts(self) -> list[dict]:
         """Where hosts disagree (see ``across_hosts``)."""
         return across_hosts(self)
 
     def versions(self) -> dict[str, str]:
-        out = {}
-        for c in self.cases:
-            for r in c.results + c.refs:
-                if r.version and r.framework not in out:
-                    out[r.framework] = r.version
-        return out
+        return dict(self._tally().versions)
 
 
 def _side_labels(c: CaseReport):
@@ -229,47 +269,51 @@ def across_hosts(report: Report) -> list[dict]:
     do the same there: another status, another verdict against the reference, or other values
     (the max abs between the hosts' outputs, from the cross-host comparison). Each entry names
     the fingerprint attributes that separate the hosts."""
+    return [e for c in report.cases for e in case_across_hosts(c)]
+
+
+def case_across_hosts(c: CaseReport) -> list[dict]:
+    """across_hosts for one case."""
     out = []
-    for c in report.cases:
-        groups: dict[tuple, dict] = {}
-        for r in c.results:
-            if r.host:
-                groups.setdefault((r.framework, r.device, r.variant), {}).setdefault(r.host["id"], r)
-        for (fw, device, variant), by_host in groups.items():
-            if len(by_host) < 2:
+    groups: dict[tuple, dict] = {}
+    for r in c.results:
+        if r.host:
+            groups.setdefault((r.framework, r.device, r.variant), {}).setdefault(r.host["id"], r)
+    for (fw, device, variant), by_host in groups.items():
+        if len(by_host) < 2:
+            continue
+        runs = list(by_host.values())
+        ref_rows = [row for row in c.rows if row.kind == "reference" and row.a.framework == fw
+                    and row.a.device == device and row.a.variant == variant]
+        cross = [row for row in c.rows if row.kind == "pair" and row.a.framework == row.b.framework == fw
+                 and row.a.device == row.b.device == device and row.a.variant == row.b.variant == variant
+                 and row.metrics is not None]
+        # a run that failed on one host and ran on another differs as a whole ("*"), else per output
+        statuses = {r.status for r in runs}
+        outputs = ["*"] if len(statuses) > 1 else sorted({row.output for row in ref_rows})
+        for output in outputs:
+            per_host = []
+            for r in runs:
+                row = next((x for x in ref_rows if x.a.host is r.host and (output == "*" or x.output == output)),
+                           None)
+                per_host.append({"host": r.host["label"], "host_id": r.host["id"], "status": r.status,
+                                 "verdict": row.verdict if row else None,
+                                 "max_abs": row.metrics.max_abs if row is not None and row.metrics else None,
+                                 "message": (r.message.splitlines() or [""])[0][:200] if r.status != "OK" else ""})
+            between = [row.metrics.max_abs for row in cross if row.output == output]
+            differ_values = any(v != 0 for v in between)
+            differ_verdicts = len({(h["status"], h["verdict"]) for h in per_host}) > 1
+            if not (differ_values or differ_verdicts):
                 continue
-            runs = list(by_host.values())
-            ref_rows = [row for row in c.rows if row.kind == "reference" and row.a.framework == fw
-                        and row.a.device == device and row.a.variant == variant]
-            cross = [row for row in c.rows if row.kind == "pair" and row.a.framework == row.b.framework == fw
-                     and row.a.device == row.b.device == device and row.a.variant == row.b.variant == variant
-                     and row.metrics is not None]
-            # a run that failed on one host and ran on another differs as a whole ("*"), else per output
-            statuses = {r.status for r in runs}
-            outputs = ["*"] if len(statuses) > 1 else sorted({row.output for row in ref_rows})
-            for output in outputs:
-                per_host = []
-                for r in runs:
-                    row = next((x for x in ref_rows if x.a.host is r.host and (output == "*" or x.output == output)),
-                               None)
-                    per_host.append({"host": r.host["label"], "host_id": r.host["id"], "status": r.status,
-                                     "verdict": row.verdict if row else None,
-                                     "max_abs": row.metrics.max_abs if row is not None and row.metrics else None,
-                                     "message": (r.message.splitlines() or [""])[0][:200] if r.status != "OK" else ""})
-                between = [row.metrics.max_abs for row in cross if row.output == output]
-                differ_values = any(v != 0 for v in between)
-                differ_verdicts = len({(h["status"], h["verdict"]) for h in per_host}) > 1
-                if not (differ_values or differ_verdicts):
-                    continue
-                if output == "*" and not differ_verdicts:
-                    continue
-                out.append({
-                    "case": c.case.name, "side": side_label(fw, device, variant), "output": output,
-                    "hosts": per_host, "max_abs_between_hosts": max(between) if between else None,
-                    "verdicts_differ": differ_verdicts,
-                    "separated_by": host.differences(runs[0].host, runs[1].host),
-                    "worker_differences": worker_differences(runs[0], runs[1]),
-                })
+            if output == "*" and not differ_verdicts:
+                continue
+            out.append({
+                "case": c.case.name, "side": side_label(fw, device, variant), "output": output,
+                "hosts": per_host, "max_abs_between_hosts": max(between) if between else None,
+                "verdicts_differ": differ_verdicts,
+                "separated_by": host.differences(runs[0].host, runs[1].host),
+                "worker_differences": worker_differences(runs[0], runs[1]),
+            })
     return out
 
 
@@ -325,12 +369,17 @@ def semantic_text(row: Comparison) -> str:
 def frame(rows: list[Comparison]):
     """The table of Report.to_pandas for ``rows``: one row per comparison, the columns of
     parity.csv, numbers as numbers (missing ones NA), the verdict as a category."""
+    return table([record(r) for r in rows])
+
+
+def table(records: list[dict]):
+    """frame() of the comparisons' records (``record``)."""
     import pandas as pd
 
     from parity.report.csv import COLUMNS
     from parity.verdicts import VERDICTS
 
-    df = pd.DataFrame.from_records([record(r) for r in rows], columns=list(COLUMNS))
+    df = pd.DataFrame.from_records(records, columns=list(COLUMNS))
     for col in _INT_COLUMNS:
         df[col] = df[col].astype("Int64")
     for col in _BOOL_COLUMNS:
@@ -432,41 +481,9 @@ def run_record(r: Result) -> dict:
 
 
 def to_json(report: Report) -> str:
-    return "".join(iter_json(report))
+    from parity.report import jsondoc, stream
 
-
-def _case_doc(c: CaseReport) -> dict:
-    return {
-        "name": c.case.name,
-        "file": str(c.case.path),
-        "op": c.case.op.name,
-        "description": c.case.description,
-        "source": c.case.source,
-        "params": c.case.params,
-        "inputs": c.inputs,
-        "runs": [run_record(r) for r in c.results],
-        "references": [run_record(r) for r in c.refs],
-        "known": [{"between": k.between, "framework": k.framework, "output": k.output, "status": k.status,
-                   "error": k.error, "max_abs": k.max_abs, "max_bound_ratio": k.max_bound_ratio,
-                   "host_dependent": k.host_dependent, "when": k.when, "reason": k.reason, "line": k.line}
-                  for k in c.case.known],
-    }
-
-
-def iter_json(report: Report):
-    """parity.json in pieces (one per case and per comparison), so that writing a large
-    report never holds the whole document in memory: the same text as one dumps() of it."""
-    head = {"schema": "parity-report/1", "started": report.started, "seconds": report.seconds,
-            "command": report.command, "interrupted": report.interrupted, "exit_code": report.exit_code,
-            "host": report.host, "hosts": list(report.hosts().values()), "versions": report.versions(),
-            "counts": report.counts()}
-    yield dumps(head)[:-1] + ',"cases":['
-    for i, c in enumerate(report.cases):
-        yield ("," if i else "") + dumps(_case_doc(c))
-    yield '],"comparisons":['
-    for i, r in enumerate(report.rows):
-        yield ("," if i else "") + dumps({**record(r), "details": r.metrics.details if r.metrics else {}})
-    yield '],"across_hosts":' + dumps(report.across_hosts()) + "}"
+    return stream.text(jsondoc.Sink, report)
 
 
 #: a JSON string, or a non-finite number as Python's encoder writes it (NaN, Infinity, -Infinity)
@@ -512,36 +529,27 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _parallel(report: Report, formats, parallel: bool | None) -> bool:
-    """Whether write_all renders CHILD_FORMATS in a forked process (Linux, more than one CPU,
-    a large report), or as told."""
+def _parallel(size: int, formats, parallel: bool | None) -> bool:
+    """Whether write_set renders CHILD_FORMATS in a forked process (Linux, more than one CPU,
+    ``size`` PARALLEL_ROWS comparisons or more), or as told."""
     split = any(f in CHILD_FORMATS for f in formats) and any(f not in CHILD_FORMATS for f in formats)
     if not split or not hasattr(os, "fork"):
         return False
     if parallel is not None:
         return parallel
-    return sys.platform.startswith("linux") and _cpus() > 1 and sum(len(c.rows) for c in report.cases) >= PARALLEL_ROWS
+    return sys.platform.startswith("linux") and _cpus() > 1 and size >= PARALLEL_ROWS
 
 
-def _write_pieces(fd: int, pieces) -> str | None:
-    """Write the pieces to ``fd`` (closed after, data on disk); the text when it is one piece."""
-    last, n = None, 0
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        for piece in pieces:
-            out.write(piece)
-            last, n = piece, n + 1
-        out.flush()
-        os.fsync(out.fileno())
-    return last if n == 1 else None
-
-
-def _in_child(jobs, errors_fd: int) -> None:
+def _in_child(writer, theirs, cases, make_report, errors_fd: int) -> None:
     """The forked process: write its formats, say what failed on ``errors_fd``, and leave
     without running anything of the parent's (atexit, buffered output, finally blocks)."""
     code = 0
     try:
-        for fd, pieces in jobs:
-            _write_pieces(fd, pieces())
+        writer.forget([f for f in writer.formats if f not in theirs])
+        t0 = time.perf_counter()
+        for c in cases():
+            writer.add(c)
+        writer.finish(make_report(writer.tally, time.perf_counter() - t0))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent, which raises it
         code = 1
         with contextlib.suppress(BaseException):
@@ -563,44 +571,32 @@ def _child_error(names, status: int, text: bytes) -> BaseException:
 
 
 def write_all(report: Report, out_dir: Path, formats=FORMATS, parallel: bool | None = None) -> list[Path]:
-    """Write the reports as a set: every format is written beside its destination and then
-    all are renamed into place, in a few microseconds, so a failure while rendering leaves
-    the previous set whole; append the Markdown summary to $GITHUB_STEP_SUMMARY when that is
-    set. Call it inside fsutil.deferred_signals (the CLI does) so that a second Ctrl-C waits
-    for the set.
+    """Write the report files of a report that holds its cases, as a set (see write_set)."""
+    return write_set(out_dir, lambda: report.cases, lambda tally, seconds: report, formats=formats,
+                     size=sum(len(c.rows) for c in report.cases), parallel=parallel)[1]
 
-    Each format is written in pieces, one format after the other. For a large report
-    (``parallel`` None: Linux, more than one CPU, PARALLEL_ROWS comparisons or more) a forked
-    process writes CHILD_FORMATS meanwhile: the report is in both processes' memory already
-    (copy-on-write), and nothing comes back but its exit status. ``parallel`` True or False
-    forces it on or off."""
-    from parity.report import csv as csv_report
-    from parity.report import html as html_report
-    from parity.report import junit, markdown
 
-    out_dir = Path(out_dir)
-    writers = {  # each a function that gives the text in pieces, written as they come
-        "csv": ("parity.csv", lambda: csv_report.iter_csv(report)),
-        "html": ("parity.html", lambda: html_report.iter_html(report)),
-        "json": ("parity.json", lambda: iter_json(report)),
-        "junit": ("parity.junit.xml", lambda: junit.iter_xml(report)),
-        "md": ("parity.md", lambda: [markdown.render(report)]),
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staged: list[tuple[str, str]] = []
-    fds: dict[str, int] = {}  # format -> its temporary file's descriptor, until it is written
+def write_set(out_dir: Path, cases, make_report, *, formats=FORMATS, size: int = 0, parallel: bool | None = None,
+              on_case=None) -> tuple[Report, list[Path]]:
+    """Write the report files of the CaseReports ``cases()`` gives (in order) as a set
+    (parity.report.stream.Writer: every format staged beside its destination, then all
+    renamed into place, so a failure, or a Ctrl-C, leaves the previous set whole); append
+    the Markdown summary to $GITHUB_STEP_SUMMARY when that is set. ``make_report(tally,
+    seconds)`` gives the Report the files' heads are written from, once the cases are in;
+    ``on_case(c)`` sees each case too (the terminal table). Returns that Report and the files.
+
+    For ``size`` PARALLEL_ROWS comparisons or more (``parallel`` None: Linux, more than one
+    CPU) a forked process writes CHILD_FORMATS meanwhile, from its own call of ``cases()``:
+    what the cases are computed from is in both processes' memory already (copy-on-write; a
+    report of a store judges its cases in both), and nothing comes back but its exit status.
+    ``parallel`` True or False forces it on or off."""
+    from parity.report import stream
+
+    writer = stream.Writer(out_dir, formats)
+    theirs = [f for f in writer.formats if f in CHILD_FORMATS] if _parallel(size, writer.formats, parallel) else []
     child: tuple[int, int] | None = None  # (pid, read end of its error pipe)
-    summary = None
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        for f in formats:
-            name = writers[f][0]
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out_dir)
-            fds[f] = fd
-            staged.append((tmp, name))
-            os.fchmod(fd, 0o666 & ~umask)
-        theirs = [f for f in formats if f in CHILD_FORMATS] if _parallel(report, formats, parallel) else []
+        writer.stage()  # both processes write into the same staged files
         if theirs:
             r, w = os.pipe()
             sys.stdout.flush()
@@ -608,18 +604,17 @@ def write_all(report: Report, out_dir: Path, formats=FORMATS, parallel: bool | N
             pid = os.fork()
             if pid == 0:
                 os.close(r)
-                _in_child([(fds[f], writers[f][1]) for f in theirs], w)
+                _in_child(writer, theirs, cases, make_report, w)
             os.close(w)
             child = (pid, r)
-            for f in theirs:
-                os.close(fds.pop(f))
-        for f in formats:
-            if f in theirs:
-                continue
-            text = _write_pieces(fds.pop(f), writers[f][1]())
-            if f == "md":
-                summary = text
-            text = None  # a one-piece format's text is freed before the next one renders
+            writer.forget(theirs)
+        t0 = time.perf_counter()
+        for c in cases():
+            if on_case is not None:
+                on_case(c)
+            writer.add(c)
+        report = make_report(writer.tally, time.perf_counter() - t0)
+        writer.finish(report)
         if child is not None:
             pid, r = child
             with os.fdopen(r, "rb") as errors:
@@ -628,9 +623,8 @@ def write_all(report: Report, out_dir: Path, formats=FORMATS, parallel: bool | N
             _, status, usage = os.wait4(pid, 0)
             WRITER_PEAK_KIB.append(usage.ru_maxrss)
             if status != 0:
-                raise _child_error([writers[f][0] for f in theirs], status, said)
-        for tmp, name in staged:
-            os.replace(tmp, out_dir / name)
+                raise _child_error([stream.sinks()[f].name for f in theirs], status, said)
+        return report, writer.commit()
     except BaseException:
         if child is not None:
             pid, r = child
@@ -640,14 +634,5 @@ def write_all(report: Report, out_dir: Path, formats=FORMATS, parallel: bool | N
                 os.waitpid(pid, 0)
             with contextlib.suppress(OSError):
                 os.close(r)
-        for fd in fds.values():
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        for tmp, _ in staged:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        writer.abandon()
         raise
-    if summary is not None and os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as step:
-            step.write(summary + "\n")
-    return [out_dir / name for _, name in staged]

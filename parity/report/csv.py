@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from parity.report import Report, frame
+from parity.report import Report, record, table
 from parity.report.escape import csv_cell
+from parity.report.stream import Sink as _Sink
 
 #: the columns, in order: the keys of ``record`` (tests/test_report_escaping.py checks they
 #: agree), for the header of a report with no comparison
@@ -16,24 +17,46 @@ COLUMNS = (
 )
 
 
-#: comparisons per piece: each piece is a pandas frame written by pandas and freed
-PIECE = 4096
+#: comparisons per piece: each piece is a pandas frame written by pandas and freed (its
+#: records, about 2 KB each, are what the CSV holds while a suite runs)
+PIECE = 2048
 
 
 def render(report: Report) -> str:
-    """The CSV text (see iter_csv)."""
-    return "".join(iter_csv(report))
+    """The CSV text (see Sink)."""
+    from parity.report import stream
+
+    return stream.text(Sink, report)
 
 
-def iter_csv(report: Report):
-    """The CSV text in pieces: a header line (also when there is no comparison, as after an
-    early interrupt), then one line per comparison, each piece of PIECE comparisons a
-    parity.report.frame (the table of Report.to_pandas) written by pandas. Text cells are
+class Sink(_Sink):
+    """A header line (also when there is no comparison, as after an early interrupt), then one
+    line per comparison, spooled as the cases arrive: each piece of PIECE comparisons or more
+    a parity.report.table (the table of Report.to_pandas) written by pandas. Text cells are
     escaped against formula injection (escape.csv_cell); numbers are written as numbers (an
     empty cell: none, or NaN, as null in parity.json)."""
-    rows = report.rows
-    for start in range(0, max(len(rows), 1), PIECE):
-        df = frame(rows[start:start + PIECE])
+
+    name = "parity.csv"
+
+    def __init__(self, spool_dir):
+        super().__init__(spool_dir)
+        self.body = self.spool()
+        self.records: list[dict] = []
+        self.header = True
+
+    def add(self, c, tally) -> None:
+        self.records += [record(r) for r in c.rows]
+        if len(self.records) >= PIECE:
+            self._piece()
+
+    def finish(self, out, report, tally) -> None:
+        if self.records or self.header:
+            self._piece()
+        self.body.copy_to(out)
+
+    def _piece(self) -> None:
+        df = table(self.records)
+        self.records = []
         for col in df.columns:
             if df[col].dtype == object or str(df[col].dtype) in ("str", "string"):
                 # each distinct value escaped once (a column repeats a few values: names, labels,
@@ -45,9 +68,8 @@ def iter_csv(report: Report):
                     continue
                 if any(e != v for v, e in escaped.items()):
                     df[col] = df[col].map(escaped, na_action="ignore")
-        yield df.to_csv(index=False, header=start == 0, lineterminator="\n")
-
-
+        self.body.write(df.to_csv(index=False, header=self.header, lineterminator="\n"), sep="")
+        self.header = False
 def _cell(value):
     if isinstance(value, (list, tuple)):
         return csv_cell(" ".join(map(str, value)))

@@ -51,7 +51,8 @@ from jinja2.utils import htmlsafe_json_dumps
 
 from parity.compare import side_label
 from parity.host import describe
-from parity.report import Report, _side_labels, fmt, jsonable, semantic_text
+from parity.report import Report, _side_labels, case_across_hosts, fmt, jsonable, semantic_text
+from parity.report.stream import Sink as _Sink
 from parity.sides import EXTRA
 from parity.verdicts import (
     CRASH,
@@ -276,65 +277,101 @@ class _Strings:
         return i
 
 
-def op_matrices(report: Report) -> list[dict]:
+class _Matrices:
     """Per op, side x side: the worst verdict over its cases and outputs, the worst max abs,
-    how many comparisons and how many are not ok (from Report.to_pandas, like Report.matrix)."""
-    if not report.rows:
-        return []
-    import pandas as pd
+    how many comparisons and how many are not ok; counted as the cases arrive. Each cell
+    counts the comparisons of its two sides in either order (like Report.matrix)."""
 
-    rows = report.rows  # the eight columns needed, not Report.to_pandas' forty (and its cache)
-    df = pd.DataFrame({"op": [r.case.op.name for r in rows], "case": [r.case.name for r in rows],
-                       "a": [r.a.label for r in rows], "b": [r.b.label for r in rows],
-                       "verdict": [r.verdict for r in rows], "ok": [bool(r.ok) for r in rows],
-                       "declared": [bool(r.declared) for r in rows],
-                       "max_abs": np.array([r.metrics.max_abs if r.metrics else None for r in rows], np.float64)})
-    df["rank"] = [_rank(v, o) for v, o in zip(df["verdict"], df["ok"])]
-    df["bad"] = (~df["ok"]).astype(int)
-    both = pd.concat([df, df.rename(columns={"a": "b", "b": "a"})], ignore_index=True)
-    g = both.groupby(["op", "a", "b"], sort=False)
-    cells = pd.DataFrame({"rank": g["rank"].min(), "max_abs": g["max_abs"].max(), "n": g.size(),
-                          "bad": g["bad"].sum()})
-    out = []
-    for op in dict.fromkeys(df["op"]):
-        sub = df[df["op"] == op]
-        seen = list(dict.fromkeys(list(sub["a"]) + list(sub["b"])))
-        sides = [s for s in seen if s not in EXTRA]
-        cols = sides + [s for s in EXTRA if s in seen]
-        grid = []
-        for a in sides:
-            line = []
-            for b in cols:
-                if (op, a, b) not in cells.index:
-                    line.append(None)
+    def __init__(self):
+        self.ops: dict[str, dict] = {}  # op -> {"a": sides first seen as a, "b": as b, "cells", "cases"}
+
+    def add(self, c) -> None:
+        if not c.rows:
+            return
+        op = self.ops.setdefault(c.case.op.name, {"a": {}, "b": {}, "cells": {}, "cases": 0})
+        op["cases"] += 1
+        cells = op["cells"]
+        for r in c.rows:
+            a, b = r.a.label, r.b.label
+            op["a"].setdefault(a, None)
+            op["b"].setdefault(b, None)
+            rank = _rank(r.verdict, r.ok)
+            v = r.metrics.max_abs if r.metrics else None
+            v = None if v is None or math.isnan(v) else v
+            for key in ((a, b), (b, a)):
+                cell = cells.get(key)
+                if cell is None:
+                    cells[key] = [rank, v, 1, 0 if r.ok else 1]
                     continue
-                c = cells.loc[(op, a, b)]
-                rank = int(c["rank"])
-                verdict = SEVERITY[rank % len(SEVERITY)]
-                ok = rank >= len(SEVERITY)
-                max_abs = None if pd.isna(c["max_abs"]) else float(c["max_abs"])
-                line.append({"b": b, "verdict": verdict, "ok": ok, "max_abs": max_abs, "n": int(c["n"]),
-                             "bad": int(c["bad"]),
-                             "declared": ok and verdict in _DECLARABLE})
-            grid.append((a, line))
-        out.append({"op": op, "cols": cols, "grid": grid, "cases": int(sub["case"].nunique())})
-    return out
+                cell[0] = min(cell[0], rank)
+                if v is not None and (cell[1] is None or v > cell[1]):
+                    cell[1] = v
+                cell[2] += 1
+                cell[3] += 0 if r.ok else 1
+
+    def result(self) -> list[dict]:
+        out = []
+        for name, op in self.ops.items():
+            seen = list(op["a"]) + [s for s in op["b"] if s not in op["a"]]
+            sides = [s for s in seen if s not in EXTRA]
+            cols = sides + [s for s in EXTRA if s in seen]
+            grid = []
+            for a in sides:
+                line = []
+                for b in cols:
+                    cell = op["cells"].get((a, b))
+                    if cell is None:
+                        line.append(None)
+                        continue
+                    rank, max_abs, n, bad = cell
+                    verdict = SEVERITY[rank % len(SEVERITY)]
+                    ok = rank >= len(SEVERITY)
+                    line.append({"b": b, "verdict": verdict, "ok": ok, "max_abs": None if max_abs is None else float(max_abs),
+                                 "n": n, "bad": bad, "declared": ok and verdict in _DECLARABLE})
+                grid.append((a, line))
+            out.append({"op": name, "cols": cols, "grid": grid, "cases": op["cases"]})
+        return out
+
+
+def op_matrices(report: Report) -> list[dict]:
+    """Per op, side x side (see _Matrices), over the cases of a report."""
+    m = _Matrices()
+    for c in report.cases:
+        m.add(c)
+    return m.result()
+
+
+class _Environment:
+    """Per side (framework, variant, and host where there are several): version, python,
+    numpy, the worker's settings (threads, kernels, build) and numeric environment variables;
+    the first run of each side gives them."""
+
+    def __init__(self):
+        self.first: dict[tuple, dict] = {}  # (framework, device, variant, host label) -> its settings
+
+    def add(self, c) -> None:
+        for r in c.results:
+            key = (r.framework, r.device, r.variant, (r.host or {}).get("label"))
+            if r.worker and key not in self.first:
+                self.first[key] = {"version": r.version,
+                                   **{k: v for k, v in r.worker.items() if k not in ("info", "env")},
+                                   **(r.worker.get("info") or {}),
+                                   **{f"${k}": v for k, v in (r.worker.get("env") or {}).items()},
+                                   **{f"${k} (--env)": v for k, v in r.env.items()}}
+
+    def result(self, several_hosts: bool) -> dict:
+        out = {}
+        for (fw, device, variant, label), info in self.first.items():
+            out.setdefault(side_label(fw, device, variant, label if several_hosts else None), info)
+        return out
 
 
 def environment(report: Report) -> dict:
-    """Per side (framework, variant, and host where there are several): version, python,
-    numpy, the worker's settings (threads, kernels, build) and numeric environment variables."""
-    out = {}
-    several = len(report.hosts()) > 1
+    """_Environment over the cases of a report."""
+    e = _Environment()
     for c in report.cases:
-        for r in c.results:
-            key = side_label(r.framework, r.device, r.variant, (r.host or {}).get("label") if several else None)
-            if r.worker and key not in out:
-                out[key] = {"version": r.version, **{k: v for k, v in r.worker.items() if k not in ("info", "env")},
-                            **(r.worker.get("info") or {}),
-                            **{f"${k}": v for k, v in (r.worker.get("env") or {}).items()},
-                            **{f"${k} (--env)": v for k, v in r.env.items()}}
-    return out
+        e.add(c)
+    return e.result(len(report.hosts()) > 1)
 
 
 def _metrics_text(row) -> str:
@@ -346,37 +383,52 @@ def _metrics_text(row) -> str:
 
 
 def render(report: Report) -> str:
-    """The page's text (see iter_html)."""
-    return "".join(iter_html(report))
+    """The page's text (see Sink)."""
+    from parity.report import stream
+
+    return stream.text(Sink, report)
 
 
-def iter_html(report: Report):
-    """The page in the pieces Jinja2 renders it in: the table's data is made into its JSON text
-    first and the rows' lists are freed before the page is rendered around it."""
-    template = _ENV.get_template("report.html.j2")
-    s = _Strings()
-    rows_all = report.rows
-    ulp = ulp_rule(rows_all)
-    verdicts = list(SEVERITY)
-    tols: dict[tuple, int] = {}
-    table_rows, cases_data, drill = [], [], {}
-    bad_groups, accepted, summaries = [], {}, []
-    filters = {"op": set(), "framework": set(), "device": set(), "dtype": set()}
-    keys_seen: dict[str, int] = {}
-    gi = 0
-    for ci, c in enumerate(report.cases):
-        case = c.case
+class Sink(_Sink):
+    """The page, made as the cases arrive: each case's table rows, case data and drill-downs
+    (JSON), and its not-ok group, accepted rows and collapsed section (HTML, from the macros
+    of parts.html.j2) go to spools; what the page's head and its indexes need (counts, the
+    string table, tolerances, filters, the op matrices, the environment) is counted. At the
+    end report.html.j2 is rendered around the spooled parts, in the pieces Jinja2 renders it
+    in."""
+
+    name = "parity.html"
+
+    def __init__(self, spool_dir):
+        super().__init__(spool_dir)
+        self.s = _Strings()
+        self.tols: dict[tuple, int] = {}
+        self.keys_seen: dict[str, int] = {}
+        self.filters = {"op": set(), "framework": set(), "device": set(), "dtype": set()}
+        self.ops: dict[str, dict] = {}
+        self.matrices, self.environment = _Matrices(), _Environment()
+        self.across: list[dict] = []
+        self.gi = self.ci = 0
+        self.bad_total = self.bad_cases = self.n_accepted = 0
+        self.rows, self.cases, self.drill = self.spool(), self.spool(), self.spool()
+        self.bad_html, self.accepted_html, self.cases_html = self.spool(), self.spool(), self.spool()
+        self.parts = _ENV.get_template("parts.html.j2").module
+
+    def add(self, c, tally) -> None:
+        s, ci, case = self.s, self.ci, c.case
+        verdicts = VERDICT_ORDER
+        ulp = ulp_rule(c.rows)
         own = {(r.a.label, r.output): r for r in c.rows if r.kind == "reference"}
         labelled = _side_labels(c)
         runs_by_label = {label: r for r, label in labelled}
-        first = gi
-        bad_items = []
-        for row in c.rows:
-            rid = f"r{gi}"
+        first = self.gi
+        bad_items, accepted, table_rows, drill = [], {}, [], {}
+        for j, row in enumerate(c.rows):
+            rid = f"r{self.gi}"
             m = row.metrics
-            at_worst, uflags = ulp[gi]
+            at_worst, uflags = ulp[j]
             key = verdict_key(row)
-            keys_seen[key] = keys_seen.get(key, 0) + 1
+            self.keys_seen[key] = self.keys_seen.get(key, 0) + 1
             flags = (F_DECLARED if row.declared else 0) | (F_OK if row.ok else 0) | uflags
             needs_drill = row.verdict != PASS
             if needs_drill:
@@ -384,7 +436,7 @@ def iter_html(report: Report):
                 drill[rid] = _drill(row, own, runs_by_label, at_worst, uflags, s)
             fws = [x for x in (row.a.framework, row.b.framework) if x not in EXTRA]
             devices = sorted({row.a.device, row.b.device} - {""})
-            tol = tols.setdefault((row.atol, row.rtol), len(tols))
+            tol = self.tols.setdefault((row.atol, row.rtol), len(self.tols))
             why = _why(row)
             table_rows.append([
                 ci, s(row.a.label), s(row.b.label), s(row.output), s(row.dtype), verdicts.index(row.verdict), flags,
@@ -397,17 +449,17 @@ def iter_html(report: Report):
                 None if needs_drill or m is None or not m.n else
                 [list(m.worst_index), _full(m.worst_a), _full(m.worst_b)],
             ])
-            filters["op"].add(case.op.name)
-            filters["framework"].update(fws)
-            filters["device"].update(devices)
-            filters["dtype"].add(row.dtype)
+            self.filters["op"].add(case.op.name)
+            self.filters["framework"].update(fws)
+            self.filters["device"].update(devices)
+            self.filters["dtype"].add(row.dtype)
             if not row.ok:
                 prev = bad_items[-1]["why"] if bad_items else None
                 bad_items.append({"id": rid, "row": row, "key": key, "metrics": _metrics_text(row),
                                   "why": row.message, "same_why": bool(row.message) and row.message == prev,
                                   "where": case.where(row.known.line if row.known else None)})
             elif row.verdict != PASS:
-                group = accepted.setdefault((ci, row.known.index if row.known else -1, key), {
+                group = accepted.setdefault((row.known.index if row.known else -1, key), {
                     "case": case, "ci": ci, "key": key, "known": row.known, "rows": [], "causes": [],
                     "max_abs": None, "message": row.message, "first": rid})
                 group["rows"].append((rid, row))
@@ -415,11 +467,20 @@ def iter_html(report: Report):
                     group["causes"].append(row.cause)
                 if m is not None and (group["max_abs"] is None or m.max_abs > group["max_abs"]):
                     group["max_abs"] = m.max_abs
-            gi += 1
+            self.gi += 1
+        if table_rows:
+            self.rows.write(_json(table_rows)[1:-1])
+        if drill:
+            self.drill.write(_json(jsonable(drill))[1:-1])
         if bad_items:
-            bad_groups.append({"case": case, "ci": ci, "entries": bad_items})
+            self.bad_total += len(bad_items)
+            self.bad_cases += 1
+            self.bad_html.write(self.parts.bad_group({"case": case, "ci": ci, "entries": bad_items}), sep="")
+        for group in accepted.values():
+            self.n_accepted += 1
+            self.accepted_html.write(self.parts.accepted_row(group), sep="")
         worst = min(c.rows, key=lambda r: _rank(r.verdict, r.ok)) if c.rows else None
-        cases_data.append([
+        self.cases.write(_json([
             s(case.name), s(case.op.name), s(case.path), case.line, 0, s(case.source),  # description: in the HTML
             s(json.dumps(case.params, sort_keys=True, default=str)), s(_form(case)),
             [[name, list(x.get("shape", [])), x.get("dtype"), _num(x.get("min")), _num(x.get("max")),
@@ -433,28 +494,58 @@ def iter_html(report: Report):
               s(r.traceback or ""), s(r.log or "")] for r, label in labelled],
             [[k.index, s(k.describe()), s(json.dumps(k.when, sort_keys=True) if k.when else ""), s(k.reason), k.line]
              for k in case.known],
-            first, gi - first,
-        ])
-        summaries.append((ci, c, verdict_key(worst) if worst else ""))
-    keys = sorted(keys_seen, key=_key_rank)
-    ops = {c.case.op.name: c.case.op.summary for c in report.cases}
-    data = {
-        "s": s.items, "verdicts": verdicts, "tols": [list(t) for t in tols], "rows": table_rows,
-        "cases": cases_data, "ops": ops, "ulp": {"far": ULP_FAR, "tiny_factor": ULP_TINY_FACTOR},
-    }
-    bad_total = sum(len(g["entries"]) for g in bad_groups)
-    data_text, drill_text = _json(data), _json(jsonable(drill))
-    del data, table_rows, cases_data, drill, ulp
-    yield from template.generate(
-        report=report, counts=report.counts(), keys=[(k, keys_seen[k]) for k in keys], versions=report.versions(),
-        n_rows=len(rows_all), bad_groups=bad_groups, bad_total=bad_total, accepted=list(accepted.values()),
-        matrices=op_matrices(report), filters={k: sorted(v) for k, v in filters.items()},
-        data=data_text, drill=drill_text, environment=environment(report),
-        hosts=[(h, describe(h)) for h in report.hosts().values()], across_hosts=report.across_hosts(),
-        chart_js=_chart_js(), case_summaries=summaries,
-        verdicts=verdicts, ulp_far=ULP_FAR,
-        accepted_counts=[(k, keys_seen[k]) for k in keys if k != PASS and _key_rank(k) >= len(SEVERITY)],
-    )
+            first, self.gi - first,
+        ]))
+        self.cases_html.write(self.parts.case_summary(ci, c, verdict_key(worst) if worst else ""), sep="")
+        self.ops[case.op.name] = case.op.summary
+        self.matrices.add(c)
+        self.environment.add(c)
+        self.across += case_across_hosts(c)
+        self.ci += 1
+
+    def finish(self, out, report, tally) -> None:
+        keys = sorted(self.keys_seen, key=_key_rank)
+        hosts = list(tally.hosts.values())
+        data = [_json({"s": self.s.items, "verdicts": VERDICT_ORDER, "tols": [list(t) for t in self.tols]})[:-1],
+                markupsafe.Markup(',"rows":['), _chunks(self.rows), markupsafe.Markup('],"cases":['),
+                _chunks(self.cases), markupsafe.Markup("],") + _json(
+                    {"ops": self.ops, "ulp": {"far": ULP_FAR, "tiny_factor": ULP_TINY_FACTOR}})[1:]]
+        self.s = None  # its text is in ``data``
+        drill = [markupsafe.Markup("{"), _chunks(self.drill), markupsafe.Markup("}")]
+        template = _ENV.get_template("report.html.j2")
+        for piece in template.generate(
+                report=report, n_cases=tally.cases, counts=dict(tally.counts), keys=[(k, self.keys_seen[k]) for k in keys],
+                versions=dict(tally.versions), n_rows=tally.rows, bad_html=_chunks(self.bad_html),
+                bad_total=self.bad_total, bad_cases=self.bad_cases, accepted=self.n_accepted,
+                accepted_html=_chunks(self.accepted_html), matrices=self.matrices.result(),
+                filters={k: sorted(v) for k, v in self.filters.items()}, data=_Lazy(data), drill=_Lazy(drill),
+                environment=self.environment.result(len(hosts) > 1), hosts=[(h, describe(h)) for h in hosts],
+                across_hosts=self.across, chart_js=_chart_js(), cases_html=_chunks(self.cases_html),
+                verdicts=VERDICT_ORDER, ulp_far=ULP_FAR,
+                accepted_counts=[(k, self.keys_seen[k]) for k in keys
+                                 if k != PASS and _key_rank(k) >= len(SEVERITY)]):
+            out.write(piece)
+
+
+class _Lazy:
+    """Pieces of markup, some of them generators (spools read back), iterated once when the
+    template reaches them."""
+
+    def __init__(self, parts):
+        self.parts = parts
+
+    def __iter__(self):
+        for part in self.parts:
+            if isinstance(part, str):
+                yield part
+            else:
+                yield from part
+
+
+def _chunks(spool):
+    """A spool's text as markup (it was escaped when it was written), read when iterated."""
+    for chunk in spool.chunks():
+        yield markupsafe.Markup(chunk)
 
 
 def _json(data) -> markupsafe.Markup:

@@ -18,6 +18,7 @@ from xml.sax import saxutils as _xml
 
 from parity.report import Report, fmt, record
 from parity.report.escape import _CONTROL_RANGES, _class, terminal, xml_text
+from parity.report.stream import Sink as _Sink
 
 #: anything _attr or _text would change: markup, quotes, tab/newline/CR and every character
 #: escape.terminal or escape.xml_text replaces (a superset of both: a hit takes the full path)
@@ -81,31 +82,41 @@ def _testcase(c, row, counts: dict) -> str:
 
 
 def render(report: Report) -> str:
-    """The XML text (see iter_xml)."""
-    return "".join(iter_xml(report))
+    """The XML text (see Sink)."""
+    from parity.report import stream
+
+    return stream.text(Sink, report)
 
 
-def iter_xml(report: Report):
-    """The XML text in pieces (one per case), written directly (ElementTree's tree, indent
-    and serialization took seconds on a large suite); every attribute value and text escaped
-    by _attr/_text. The totals of the root element are counted from the rows first."""
-    totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-    for row in report.rows:
-        totals["tests"] += 1
-        kind = _kind(row)
-        if kind != "pass":
-            totals["failures" if kind == "failure" else "errors" if kind == "error" else "skipped"] += 1
-    attrs = " ".join(f'{k}="{v}"' for k, v in totals.items())
-    head = f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites name="parity" time="{report.seconds:.3f}" {attrs}'
-    if not report.cases:
-        yield head + " />\n"
-        return
-    yield head + ">"
-    for c in report.cases:
+class Sink(_Sink):
+    """The XML written directly (ElementTree's tree, indent and serialization took seconds
+    on a large suite), every attribute value and text escaped by _attr/_text: one testsuite
+    per case, spooled as the cases arrive; the root element, which carries the totals, at
+    the end."""
+
+    name = "parity.junit.xml"
+
+    def __init__(self, spool_dir):
+        super().__init__(spool_dir)
+        self.body = self.spool()
+        self.totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+
+    def add(self, c, tally) -> None:
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
         cases = "".join(_testcase(c, row, counts) for row in c.rows)
+        for k, v in counts.items():
+            self.totals[k] += v
         attrs = " ".join(f'{k}="{v}"' for k, v in counts.items())
-        yield (f"\n  <testsuite name={_attr(c.case.name)} file={_attr(c.case.path)} {attrs}>{cases}"
-               f"\n  </testsuite>" if cases else f"\n  <testsuite name={_attr(c.case.name)} "
-               f"file={_attr(c.case.path)} {attrs} />")
-    yield "\n</testsuites>\n"
+        self.body.write(f"\n  <testsuite name={_attr(c.case.name)} file={_attr(c.case.path)} {attrs}>{cases}"
+                        f"\n  </testsuite>" if cases else f"\n  <testsuite name={_attr(c.case.name)} "
+                        f"file={_attr(c.case.path)} {attrs} />", sep="")
+
+    def finish(self, out, report, tally) -> None:
+        attrs = " ".join(f'{k}="{v}"' for k, v in self.totals.items())
+        head = f'<?xml version="1.0" encoding="utf-8"?>\n<testsuites name="parity" time="{report.seconds:.3f}" {attrs}'
+        if not tally.cases:
+            out.write(head + " />\n")
+            return
+        out.write(head + ">")
+        self.body.copy_to(out)
+        out.write("\n</testsuites>\n")

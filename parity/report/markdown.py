@@ -11,6 +11,7 @@ import re
 
 from parity.report import Report, fmt
 from parity.report.escape import markdown_cell, terminal
+from parity.report.stream import Sink as _Sink
 
 MAX_LISTED = 25
 
@@ -31,33 +32,63 @@ def _row(*cells) -> str:
 
 
 def render(report: Report) -> str:
-    counts = {k: v for k, v in report.counts().items() if v}
-    status = "interrupted" if report.interrupted else ("passed" if report.exit_code == 0 else "failed")
-    lines = [f"## parity: {status}", "",
-             (f"{len(report.rows)} comparisons in {len(report.cases)} cases, {report.seconds:.1f} s "
-              f"({_code(report.command)})"), ""]
-    if counts:
-        lines += [_row(*counts), "|" + " --- |" * len(counts), _row(*map(str, counts.values())), ""]
-    else:  # a table needs a column: say it in words (an interrupt before the first comparison)
-        lines += ["No comparisons" + (": the run was interrupted before the first one finished."
-                                      if report.interrupted else "."), ""]
-    bad = [r for r in report.rows if not r.ok]
-    if bad:
-        lines += [f"### Needs attention ({len(bad)})", "", "| case | comparison | verdict | max abs | why |",
-                  "| --- | --- | --- | --- | --- |"]
-        for r in bad[:MAX_LISTED]:
-            why = "; ".join([r.message.splitlines()[0] if r.message else ""] + r.notes).strip("; ")
-            # the brackets around the output are parity's own; no "(" follows them
-            lines.append(_row(markdown_cell(r.case.name), f"{markdown_cell(r.title)} [{markdown_cell(r.output)}]",
-                              markdown_cell(r.verdict), markdown_cell(fmt(r.metrics.max_abs if r.metrics else None)),
-                              markdown_cell(why)))
-        if len(bad) > MAX_LISTED:
-            lines.append(f"\n... and {len(bad) - MAX_LISTED} more: see parity.html")
-        lines.append("")
-    gaps = [r for r in report.rows if r.verdict == "KNOWN_GAP"]
-    if gaps:
-        semantic = sum(1 for r in gaps if r.cause == "semantic")
-        lines.append(f"{len(gaps)} declared gaps ({semantic} semantic, {len(gaps) - semantic} numeric).")
-    versions = ", ".join(f"{k} {v}" for k, v in report.versions().items())
-    lines += ["", f"Versions: {markdown_cell(versions)}", ""]
-    return "\n".join(lines)
+    from parity.report import stream
+
+    return stream.text(Sink, report)
+
+
+def _bad_line(r) -> str:
+    why = "; ".join([r.message.splitlines()[0] if r.message else ""] + r.notes).strip("; ")
+    # the brackets around the output are parity's own; no "(" follows them
+    return _row(markdown_cell(r.case.name), f"{markdown_cell(r.title)} [{markdown_cell(r.output)}]",
+                markdown_cell(r.verdict), markdown_cell(fmt(r.metrics.max_abs if r.metrics else None)),
+                markdown_cell(why))
+
+
+class Sink(_Sink):
+    """The status, the counts, the first MAX_LISTED comparisons that are not ok and the
+    versions: counted as the cases arrive, written at the end (``text`` keeps it, for
+    $GITHUB_STEP_SUMMARY)."""
+
+    name = "parity.md"
+
+    def __init__(self, spool_dir):
+        super().__init__(spool_dir)
+        self.bad: list[str] = []
+        self.n_bad = self.gaps = self.semantic = 0
+        self.text: str | None = None
+
+    def add(self, c, tally) -> None:
+        for r in c.rows:
+            if not r.ok:
+                self.n_bad += 1
+                if len(self.bad) < MAX_LISTED:
+                    self.bad.append(_bad_line(r))
+            if r.verdict == "KNOWN_GAP":
+                self.gaps += 1
+                self.semantic += r.cause == "semantic"
+
+    def finish(self, out, report, tally) -> None:
+        counts = {k: v for k, v in tally.counts.items() if v}
+        status = "interrupted" if report.interrupted else ("passed" if report.exit_code == 0 else "failed")
+        lines = [f"## parity: {status}", "",
+                 (f"{tally.rows} comparisons in {tally.cases} cases, {report.seconds:.1f} s "
+                  f"({_code(report.command)})"), ""]
+        if counts:
+            lines += [_row(*counts), "|" + " --- |" * len(counts), _row(*map(str, counts.values())), ""]
+        else:  # a table needs a column: say it in words (an interrupt before the first comparison)
+            lines += ["No comparisons" + (": the run was interrupted before the first one finished."
+                                          if report.interrupted else "."), ""]
+        if self.n_bad:
+            lines += [f"### Needs attention ({self.n_bad})", "", "| case | comparison | verdict | max abs | why |",
+                      "| --- | --- | --- | --- | --- |"]
+            lines += self.bad
+            if self.n_bad > MAX_LISTED:
+                lines.append(f"\n... and {self.n_bad - MAX_LISTED} more: see parity.html")
+            lines.append("")
+        if self.gaps:
+            lines.append(f"{self.gaps} declared gaps ({self.semantic} semantic, {self.gaps - self.semantic} numeric).")
+        versions = ", ".join(f"{k} {v}" for k, v in tally.versions.items())
+        lines += ["", f"Versions: {markdown_cell(versions)}", ""]
+        self.text = "\n".join(lines)
+        out.write(self.text)

@@ -37,14 +37,16 @@ def _note(row) -> str:
 def across_hosts(report: Report) -> list[str]:
     """Lines for the hosts of a report of several, and the runs whose outcome or values differ
     between them (one line each; what separates the hosts is said once)."""
-    hosts = list(report.hosts().values())
+    return _across_lines(list(report.hosts().values()), report.across_hosts())
+
+
+def _across_lines(hosts: list[dict], entries: list[dict]) -> list[str]:
     if len(hosts) < 2:
         return []
     out = ["", f"hosts: {len(hosts)}"] + [f"  {_one_line(describe(h))}" for h in hosts]
     for other in hosts[1:]:
         out.append(_one_line(f"  {hosts[0]['label']} vs {other['label']}: "
                              f"{'; '.join(differences(hosts[0], other)) or 'no difference'}"))
-    entries = report.across_hosts()
     out.append(f"differs across hosts: {len(entries)} output(s) of {len({e['case'] for e in entries})} case(s)"
                + (" (parity.json: across_hosts)" if entries else ""))
     for e in entries:
@@ -64,76 +66,107 @@ def _metrics_text(row) -> str:
             + (f", {m.bound_ratio:.3g}x the rounding bound" if m.bound_ratio is not None else ""))
 
 
-def recap(report: Report) -> list[str]:
-    """Every comparison that makes the exit status non-zero, with its why unabridged, the
+def _recap(row) -> list[str]:
+    """A comparison that makes the exit status non-zero, with its why unabridged, the
     declarations it was checked against and the case file and line to edit."""
-    bad = [row for row in report.rows if not row.ok]
-    if not bad:
-        return []
-    out = ["", f"not ok ({len(bad)}):"]
-    for row in bad:
-        head = f"{row.verdict} {row.case.name}: {row.title} [{row.output}]"
-        metrics = _metrics_text(row)
-        out.append(_one_line(head + (f": {metrics}" if metrics else "")))
-        for i, line in enumerate((row.message or "").splitlines()):
-            out.append(("    why: " if i == 0 else "         ") + _one_line(line))
-        if row.known is not None:
-            k = row.known
-            out.append(_one_line(f"    declared: {k.label()} {k.describe()} at {row.case.path}:{k.line}: {k.reason}"))
-        for note in row.notes:
-            out.append(_one_line(f"    note: {note}"))
-        out.append(_one_line(f"    case: {row.case.path}:{row.known.line if row.known else row.case.line}"))
+    head = f"{row.verdict} {row.case.name}: {row.title} [{row.output}]"
+    metrics = _metrics_text(row)
+    out = [_one_line(head + (f": {metrics}" if metrics else ""))]
+    for i, line in enumerate((row.message or "").splitlines()):
+        out.append(("    why: " if i == 0 else "         ") + _one_line(line))
+    if row.known is not None:
+        k = row.known
+        out.append(_one_line(f"    declared: {k.label()} {k.describe()} at {row.case.path}:{k.line}: {k.reason}"))
+    for note in row.notes:
+        out.append(_one_line(f"    note: {note}"))
+    out.append(_one_line(f"    case: {row.case.path}:{row.known.line if row.known else row.case.line}"))
     return out
 
 
 def render(report: Report, width: int | None = None, verbose: bool = False, tty: bool | None = None) -> str:
-    """The table (every row that is not PASS; with ``verbose`` every row), what differs across
-    hosts, a recap of what is not ok and the counts. On a terminal the notes are cut to the
-    window's width; elsewhere (CI logs, pipes) nothing is cut."""
-    tty = sys.stdout.isatty() if tty is None else tty
-    width = width or shutil.get_terminal_size((160, 20)).columns
-    table = []
-    hidden = 0
+    """The table of a report that holds its cases (see Table)."""
+    table = Table(verbose)
     for c in report.cases:
+        table.add(c)
+    return table.render(report, width, tty)
+
+
+class Table:
+    """What `parity run` prints at the end: the table (every row that is not PASS; with
+    ``verbose`` every row), what differs across hosts, a recap of what is not ok and the
+    counts. Fed one case at a time (``add``), as the report files are: it keeps the lines it
+    will print, not the cases."""
+
+    def __init__(self, verbose: bool = False):
+        self.verbose = verbose
+        self.table: list[tuple] = []
+        self.hidden = 0
+        self.recap: list[str] = []
+        self.n_bad = 0
+        self.across: list[dict] = []
+        self.tally = None
+
+    def add(self, c) -> None:
+        from parity.report import Tally, case_across_hosts
+
+        if self.tally is None:
+            self.tally = Tally()
+        self.tally.add(c)
         for row in c.rows:
-            if not verbose and row.verdict == "PASS":
-                hidden += 1
+            if not row.ok:
+                self.n_bad += 1
+                self.recap += _recap(row)
+            if not self.verbose and row.verdict == "PASS":
+                self.hidden += 1
                 continue
             m = row.metrics
             mism = f"{m.mismatches}/{m.n}" if m else "-"
-            table.append(tuple(map(_one_line, (
+            self.table.append(tuple(map(_one_line, (
                 c.case.name, row.title, row.output, fmt(m.max_abs if m else None), fmt(m.max_rel if m else None),
                 fmt(m.max_ulp if m else None), mism, row.verdict + ("" if row.ok else " !"), _note(row)))))
-    out = []
-    if table:
-        widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in table)) for i in range(len(COLUMNS) - 1)]
-        widths = [min(w, 44) for w in widths]
-        note_width = max(20, width - sum(widths) - 2 * len(widths))
+        self.across += case_across_hosts(c)
 
-        def line(cells):
-            parts = [str(c)[:w].ljust(w) for c, w in zip(cells, widths)]
-            note = str(cells[-1])
-            if tty and len(note) > note_width:
-                note = note[: note_width - 3] + "..."
-            return "  ".join(parts + [note]).rstrip()
+    def render(self, report: Report, width: int | None = None, tty: bool | None = None) -> str:
+        """The text. On a terminal the notes are cut to the window's width; elsewhere (CI
+        logs, pipes) nothing is cut."""
+        from parity.report import Tally
 
-        out += [line(COLUMNS), line(["-" * w for w in widths] + ["-" * min(note_width, 40)])]
-        last = None
-        for r in table:
-            out.append(line(r if r[0] != last else ("",) + r[1:]))
-            last = r[0]
-    elif not report.rows:
-        return "no comparisons\n"
-    out += across_hosts(report)
-    out += recap(report)
-    counts = {k: v for k, v in report.counts().items() if v}
-    summary = ", ".join(f"{v} {k}" for k, v in counts.items())
-    status = "OK" if report.exit_code == 0 else "FAILED"
-    out.append("")
-    n_cases = len(report.cases)
-    out.append(f"{len(report.rows)} comparisons in {n_cases} case{'s' if n_cases != 1 else ''}: {summary} -> {status}"
-               f" ({report.seconds:.1f} s)" + (f"; {hidden} PASS rows not shown (-v shows every row)" if hidden else ""))
-    return terminal("\n".join(out)) + "\n"
+        tally = self.tally or Tally()
+        tty = sys.stdout.isatty() if tty is None else tty
+        width = width or shutil.get_terminal_size((160, 20)).columns
+        table = self.table
+        out = []
+        if table:
+            widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in table)) for i in range(len(COLUMNS) - 1)]
+            widths = [min(w, 44) for w in widths]
+            note_width = max(20, width - sum(widths) - 2 * len(widths))
+
+            def line(cells):
+                parts = [str(c)[:w].ljust(w) for c, w in zip(cells, widths)]
+                note = str(cells[-1])
+                if tty and len(note) > note_width:
+                    note = note[: note_width - 3] + "..."
+                return "  ".join(parts + [note]).rstrip()
+
+            out += [line(COLUMNS), line(["-" * w for w in widths] + ["-" * min(note_width, 40)])]
+            last = None
+            for r in table:
+                out.append(line(r if r[0] != last else ("",) + r[1:]))
+                last = r[0]
+        elif not tally.rows:
+            return "no comparisons\n"
+        out += _across_lines(list(tally.hosts.values()), self.across)
+        if self.n_bad:
+            out += ["", f"not ok ({self.n_bad}):"] + self.recap
+        counts = {k: v for k, v in tally.counts.items() if v}
+        summary = ", ".join(f"{v} {k}" for k, v in counts.items())
+        status = "OK" if report.exit_code == 0 else "FAILED"
+        out.append("")
+        n_cases = tally.cases
+        out.append(f"{tally.rows} comparisons in {n_cases} case{'s' if n_cases != 1 else ''}: {summary} -> {status}"
+                   f" ({report.seconds:.1f} s)" + (f"; {self.hidden} PASS rows not shown (-v shows every row)"
+                                                    if self.hidden else ""))
+        return terminal("\n".join(out)) + "\n"
 
 
 class Progress:
