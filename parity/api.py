@@ -102,7 +102,7 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
     them back from the store). ``pool``: workers to reuse across calls (runner.WorkerPool;
     close it when done). ``on_start(runs)`` is called with the planned runs before the first
     starts, ``on_result(result)`` as each finishes, ``on_case(case_report)`` with each case
-    when all its runs are judged, in the order of the cases (parity.report.stream.Writer.add
+    when all its runs are judged, in the order of the cases (parity.report.writer(DIR).add
     writes the report files so, as the run goes). ``keep_cases=False``: the Report keeps no
     case (``cases`` is empty; its counts, hosts, versions and exit_code still hold), so that a
     suite of any size costs the memory of its largest case; hand the cases to ``on_case``.

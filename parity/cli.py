@@ -328,8 +328,8 @@ def _not_a_baseline(results: Path, baselines: Path) -> None:
 
 
 def cmd_run(args) -> int:
-    from parity import api, fsutil, host, store
-    from parity.report import stream, terminal
+    from parity import api, fsutil, host, report, store
+    from parity.report import terminal
 
     python = _python_map(args.python)
     env = _env_map(args.env)
@@ -359,7 +359,7 @@ def cmd_run(args) -> int:
         progress = terminal.Progress(0)
         table = terminal.Table(args.verbose)
         # the report files are written as the cases finish, and the parent keeps none of them
-        reports = None if args.no_report else stream.Writer(args.report_dir)
+        reports = None if args.no_report else report.writer(args.report_dir)
 
         def on_case(c):
             table.add(c)
@@ -382,7 +382,13 @@ def cmd_run(args) -> int:
         with fsutil.deferred_signals(restore=False) as held:  # a second Ctrl-C waits for whole reports
             say(table.render(rep), end="")
             if reports is not None:
-                written, reports = reports.close(rep), None
+                try:
+                    written, reports = reports.close(rep), None
+                except BaseException:  # a full disk: the error is said by main; the results are whole
+                    reports = None
+                    if results_dir is not None:
+                        say(f"results: {results_dir} (written; the report files were not)")
+                    raise
                 say("reports: " + ", ".join(str(p) for p in written))
             if results_dir is not None:
                 say(f"results: {results_dir}")

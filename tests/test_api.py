@@ -235,12 +235,12 @@ def test_a_run_that_keeps_no_case_hands_each_on_in_order_and_its_files_are_the_k
     on_case once, in suite order, however the workers finished; the Report keeps none of them
     but still has its counts and exit status; the report files written case by case are the
     files of the kept report (CSV byte for byte: it has no timing)."""
-    from parity.report import stream
+    from parity import report
 
     cases = _suite()
     kept = parity.run(cases, frameworks=["torch", "tensorflow"])
     seen = []
-    writer = stream.Writer(tmp_path / "streamed")
+    writer = report.writer(tmp_path / "streamed")
 
     def on_case(c):
         seen.append(c.case.name)
@@ -266,7 +266,8 @@ def test_a_report_that_cannot_be_written_loses_no_result(tmp_path, monkeypatch):
     """A full disk while a case's report parts are written stops the report files, not the
     run: every case is judged and stored, close() raises the error, and the previous report
     files stay as they were, with no temporary file left."""
-    from parity.report import junit, stream
+    from parity import report
+    from parity.report import junit
 
     cases = _suite(4)
     out = tmp_path / "reports"
@@ -279,7 +280,7 @@ def test_a_report_that_cannot_be_written_loses_no_result(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(junit.Sink, "add", full)
-    writer = stream.Writer(out)
+    writer = report.writer(out)
     rep = parity.run(cases, frameworks=["torch"], results=tmp_path / "results", on_case=writer.add, keep_cases=False)
     assert calls == ["stream/0"]  # the writer stopped at the first failure
     with pytest.raises(OSError) as exc:

@@ -170,3 +170,39 @@ def test_a_store_judged_in_two_processes_or_one_writes_the_same_files(run, tmp_p
     assert out[False] == out[True]
     rows = json.loads((tmp_path / "True" / "parity.json").read_text())["comparisons"]
     assert [r["verdict"] for r in rows] == [r.verdict for r in kept.rows]
+
+
+def test_parity_run_whose_reports_cannot_be_written_says_so_and_keeps_its_results(tmp_path, monkeypatch, capsys):
+    """The CLI as a user meets a full disk in the report directory: one line that says it,
+    exit status 2, the results store whole (and named), no report file and no temporary
+    file left."""
+    import signal
+
+    import parity
+    from parity import cli
+    from parity.report import junit
+
+    case = write_case(tmp_path / "cases", "tiny", """
+        name: tiny
+        op: lrn
+        params: {size: 3}
+        inputs: {x: {shape: [1, 4, 2, 2], dtype: float32}}
+        frameworks: [torch]
+    """)
+
+    def full(self, c, tally):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(junit.Sink, "add", full)
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = cli.main(["run", str(case), "-q", "--report-dir", str(tmp_path / "reports")])
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    out, err = capsys.readouterr()
+    assert code == 2 and "No space left on device" in err and "Traceback" not in err
+    assert f"results: {tmp_path / 'reports' / 'results'} (written; the report files were not)" in out
+    assert parity.load(tmp_path / "reports" / "results").counts()["PASS"] == 1
+    left = sorted(p.name for p in (tmp_path / "reports").iterdir())
+    assert left == ["logs", "results"] or left == ["results"], left

@@ -25,6 +25,7 @@ import numpy as np
 from parity.cases import Case
 from parity import host
 from parity.compare import Comparison, counts, exit_code, side_label
+from parity.report.stream import Tally
 from parity.runner import Result
 
 
@@ -37,43 +38,6 @@ class CaseReport:
     inputs: dict = field(default_factory=dict)  # a summary of each input (shape, dtype, range, sha256)
     #: the input arrays, when the report keeps them (parity.run(keep_outputs=True), parity.load)
     arrays: dict | None = None
-
-
-class Tally:
-    """What the heads and tails of the reports need from the cases, counted as they arrive:
-    a report that keeps no case (parity run) still has its counts, hosts and versions."""
-
-    __slots__ = ("cases", "rows", "counts", "not_ok", "hosts", "versions")
-
-    def __init__(self):
-        from parity.verdicts import VERDICTS
-
-        self.cases = self.rows = self.not_ok = 0
-        self.counts = {v: 0 for v in VERDICTS}
-        self.hosts: dict[str, dict] = {}  # host id -> fingerprint, in the order the runs name them
-        self.versions: dict[str, str] = {}  # framework -> the first version a run or reference gives
-
-    @classmethod
-    def of(cls, cases) -> "Tally":
-        t = cls()
-        for c in cases:
-            t.add(c)
-        return t
-
-    def add(self, c: CaseReport) -> None:
-        self.cases += 1
-        self.rows += len(c.rows)
-        counted = self.counts
-        for row in c.rows:
-            counted[row.verdict] += 1
-            if not row.ok:
-                self.not_ok += 1
-        for r in c.results:
-            if r.host:
-                self.hosts.setdefault(r.host["id"], r.host)
-        for r in c.results + c.refs:
-            if r.version and r.framework not in self.versions:
-                self.versions[r.framework] = r.version
 
 
 #: the columns of Report.to_pandas (and of parity.csv) that hold integers, floats and booleans
@@ -481,9 +445,29 @@ def run_record(r: Result) -> dict:
 
 
 def to_json(report: Report) -> str:
-    from parity.report import jsondoc, stream
+    from parity.report import jsondoc
 
-    return stream.text(jsondoc.Sink, report)
+    return jsondoc.Sink.text(report)
+
+
+def sinks(formats=None) -> dict:
+    """format -> its Sink class (parity.report.stream), for ``formats``."""
+    from parity.report import csv, html, jsondoc, junit, markdown
+
+    classes = {"csv": csv.Sink, "html": html.Sink, "json": jsondoc.Sink, "junit": junit.Sink, "md": markdown.Sink}
+    formats = formats or FORMATS
+    unknown = [f for f in formats if f not in classes]
+    if unknown:
+        raise ValueError(f"unknown report formats {unknown}; expected some of {', '.join(classes)}")
+    return {f: classes[f] for f in formats}
+
+
+def writer(out_dir, formats=None):
+    """The report files of ``formats`` in ``out_dir``, written case by case
+    (parity.report.stream.Writer): ``add`` each judged case, then ``close(report)``."""
+    from parity.report import stream
+
+    return stream.Writer(out_dir, sinks(formats))
 
 
 #: a JSON string, or a non-finite number as Python's encoder writes it (NaN, Infinity, -Infinity)
@@ -579,7 +563,7 @@ def write_all(report: Report, out_dir: Path, formats=FORMATS, parallel: bool | N
 def write_set(out_dir: Path, cases, make_report, *, formats=FORMATS, size: int = 0, parallel: bool | None = None,
               on_case=None) -> tuple[Report, list[Path]]:
     """Write the report files of the CaseReports ``cases()`` gives (in order) as a set
-    (parity.report.stream.Writer: every format staged beside its destination, then all
+    (``writer``, parity.report.stream.Writer: every format staged beside its destination, then all
     renamed into place, so a failure, or a Ctrl-C, leaves the previous set whole); append
     the Markdown summary to $GITHUB_STEP_SUMMARY when that is set. ``make_report(tally,
     seconds)`` gives the Report the files' heads are written from, once the cases are in;
@@ -590,13 +574,11 @@ def write_set(out_dir: Path, cases, make_report, *, formats=FORMATS, size: int =
     what the cases are computed from is in both processes' memory already (copy-on-write; a
     report of a store judges its cases in both), and nothing comes back but its exit status.
     ``parallel`` True or False forces it on or off."""
-    from parity.report import stream
-
-    writer = stream.Writer(out_dir, formats)
-    theirs = [f for f in writer.formats if f in CHILD_FORMATS] if _parallel(size, writer.formats, parallel) else []
+    files = writer(out_dir, formats)
+    theirs = [f for f in files.formats if f in CHILD_FORMATS] if _parallel(size, files.formats, parallel) else []
     child: tuple[int, int] | None = None  # (pid, read end of its error pipe)
     try:
-        writer.stage()  # both processes write into the same staged files
+        files.stage()  # both processes write into the same staged files
         if theirs:
             r, w = os.pipe()
             sys.stdout.flush()
@@ -604,17 +586,19 @@ def write_set(out_dir: Path, cases, make_report, *, formats=FORMATS, size: int =
             pid = os.fork()
             if pid == 0:
                 os.close(r)
-                _in_child(writer, theirs, cases, make_report, w)
+                _in_child(files, theirs, cases, make_report, w)
             os.close(w)
             child = (pid, r)
-            writer.forget(theirs)
+            files.forget(theirs)
         t0 = time.perf_counter()
         for c in cases():
             if on_case is not None:
                 on_case(c)
-            writer.add(c)
-        report = make_report(writer.tally, time.perf_counter() - t0)
-        writer.finish(report)
+            files.add(c)
+            if files.failed is not None:  # a full disk: no need to judge the rest
+                raise files.failed
+        report = make_report(files.tally, time.perf_counter() - t0)
+        files.finish(report)
         if child is not None:
             pid, r = child
             with os.fdopen(r, "rb") as errors:
@@ -623,8 +607,8 @@ def write_set(out_dir: Path, cases, make_report, *, formats=FORMATS, size: int =
             _, status, usage = os.wait4(pid, 0)
             WRITER_PEAK_KIB.append(usage.ru_maxrss)
             if status != 0:
-                raise _child_error([stream.sinks()[f].name for f in theirs], status, said)
-        return report, writer.commit()
+                raise _child_error([files.names[f] for f in theirs], status, said)
+        return report, files.commit()
     except BaseException:
         if child is not None:
             pid, r = child
@@ -634,5 +618,5 @@ def write_set(out_dir: Path, cases, make_report, *, formats=FORMATS, size: int =
                 os.waitpid(pid, 0)
             with contextlib.suppress(OSError):
                 os.close(r)
-        writer.abandon()
+        files.abandon()
         raise

@@ -24,9 +24,7 @@ PIECE = 2048
 
 def render(report: Report) -> str:
     """The CSV text (see Sink)."""
-    from parity.report import stream
-
-    return stream.text(Sink, report)
+    return Sink.text(report)
 
 
 class Sink(_Sink):

@@ -384,9 +384,7 @@ def _metrics_text(row) -> str:
 
 def render(report: Report) -> str:
     """The page's text (see Sink)."""
-    from parity.report import stream
-
-    return stream.text(Sink, report)
+    return Sink.text(report)
 
 
 class Sink(_Sink):

@@ -83,9 +83,7 @@ def _testcase(c, row, counts: dict) -> str:
 
 def render(report: Report) -> str:
     """The XML text (see Sink)."""
-    from parity.report import stream
-
-    return stream.text(Sink, report)
+    return Sink.text(report)
 
 
 class Sink(_Sink):

@@ -32,9 +32,7 @@ def _row(*cells) -> str:
 
 
 def render(report: Report) -> str:
-    from parity.report import stream
-
-    return stream.text(Sink, report)
+    return Sink.text(report)
 
 
 def _bad_line(r) -> str:

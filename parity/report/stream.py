@@ -62,6 +62,43 @@ class Spool:
         self.file.close()
 
 
+class Tally:
+    """What the heads and tails of the reports need from the cases, counted as they arrive:
+    a report that keeps no case (parity run) still has its counts, hosts and versions."""
+
+    __slots__ = ("cases", "rows", "counts", "not_ok", "hosts", "versions")
+
+    def __init__(self):
+        from parity.verdicts import VERDICTS
+
+        self.cases = self.rows = self.not_ok = 0
+        self.counts = {v: 0 for v in VERDICTS}
+        self.hosts: dict[str, dict] = {}  # host id -> fingerprint, in the order the runs name them
+        self.versions: dict[str, str] = {}  # framework -> the first version a run or reference gives
+
+    @classmethod
+    def of(cls, cases) -> "Tally":
+        t = cls()
+        for c in cases:
+            t.add(c)
+        return t
+
+    def add(self, c) -> None:
+        self.cases += 1
+        self.rows += len(c.rows)
+        counted = self.counts
+        for row in c.rows:
+            counted[row.verdict] += 1
+            if not row.ok:
+                self.not_ok += 1
+        for r in c.results:
+            if r.host:
+                self.hosts.setdefault(r.host["id"], r.host)
+        for r in c.results + c.refs:
+            if r.version and r.framework not in self.versions:
+                self.versions[r.framework] = r.version
+
+
 class Sink:
     """One report format. ``add(case_report, tally)`` for each case in order (``tally``: the
     totals so far, this case included) puts the case's part in spools; ``finish(out,
@@ -92,51 +129,41 @@ class Sink:
                 s.close()
         self.spools = []
 
-
-def text(sink_class, report) -> str:
-    """The whole text of one format for a report that holds its cases (in memory)."""
-    from parity.report import Tally
-
-    out = io.StringIO()
-    sink = sink_class(None)
-    tally = Tally()
-    for c in report.cases:
-        tally.add(c)
-        sink.add(c, tally)
-    sink.finish(out, report, tally)
-    return out.getvalue()
-
-
-def sinks() -> dict:
-    """format -> its Sink class."""
-    from parity.report import csv, html, jsondoc, junit, markdown
-
-    return {"csv": csv.Sink, "html": html.Sink, "json": jsondoc.Sink, "junit": junit.Sink, "md": markdown.Sink}
+    @classmethod
+    def text(cls, report) -> str:
+        """The whole text of this format for a report that holds its cases (in memory)."""
+        out = io.StringIO()
+        sink = cls(None)
+        tally = Tally()
+        for c in report.cases:
+            tally.add(c)
+            sink.add(c, tally)
+        sink.finish(out, report, tally)
+        return out.getvalue()
 
 
 class Writer:
-    """The report files of ``formats`` in ``out_dir``, made as cases are added (``add``, in
-    suite order: into unnamed spools, so a process killed meanwhile leaves nothing behind)
-    and put in place as a set by ``close(report)``: each file staged beside its destination
-    (``stage``), then all renamed. ``abandon`` leaves the previous set as it was. A failure
-    in ``add`` (a full disk, a renderer's bug) stops the writing and is raised by ``close``."""
+    """The report files of ``sinks`` (format -> Sink class; parity.report.writer gives them)
+    in ``out_dir``, made as cases are added (``add``, in suite order: into unnamed spools, so
+    a process killed meanwhile leaves nothing behind) and put in place as a set by
+    ``close(report)``: each file staged beside its destination (``stage``), then all renamed.
+    ``abandon`` leaves the previous set as it was. A failure in ``add`` (a full disk, a
+    renderer's bug) stops the writing and is raised by ``close``."""
 
-    def __init__(self, out_dir, formats=None):
-        from parity.report import FORMATS, Tally
-
+    def __init__(self, out_dir, sinks: dict):
         self.out_dir = Path(out_dir)
-        self.formats = list(formats or FORMATS)
+        self.formats = list(sinks)
+        self.names = {f: cls.name for f, cls in sinks.items()}  # format -> its file's name
         self.tally = Tally()
         self.failed: BaseException | None = None
         self.summary: str | None = None  # the Markdown text, for $GITHUB_STEP_SUMMARY
         self.staged: dict[str, str] = {}  # format -> its temporary file, renamed into place by commit
         self.files: dict = {}
-        classes = sinks()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.sinks: dict[str, Sink] = {}
         try:
-            for f in self.formats:
-                self.sinks[f] = classes[f](self.out_dir)
+            for f, cls in sinks.items():
+                self.sinks[f] = cls(self.out_dir)
         except BaseException:
             self.abandon()
             raise
@@ -159,8 +186,7 @@ class Writer:
         umask = os.umask(0)
         os.umask(umask)
         for f in self.formats:
-            name = sinks()[f].name
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=self.out_dir)
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.names[f]}.", dir=self.out_dir)
             self.staged[f] = tmp
             self.files[f] = os.fdopen(fd, "w", encoding="utf-8")
             os.fchmod(fd, 0o666 & ~umask)
@@ -196,7 +222,7 @@ class Writer:
     def commit(self) -> list[Path]:
         """Rename every staged file into place (microseconds: the set changes at once), append
         the Markdown summary to $GITHUB_STEP_SUMMARY when that is set; the files, in order."""
-        names = [sinks()[f].name for f in self.formats]
+        names = [self.names[f] for f in self.formats]
         for f, name in zip(self.formats, names):
             os.replace(self.staged[f], self.out_dir / name)
         self.staged = {}
