@@ -530,10 +530,7 @@ def _in_child(writer, theirs, cases, make_report, errors_fd: int) -> None:
     code = 0
     try:
         writer.forget([f for f in writer.formats if f not in theirs])
-        t0 = time.perf_counter()
-        for c in cases():
-            writer.add(c)
-        writer.finish(make_report(writer.tally, time.perf_counter() - t0))
+        writer.finish(make_report(writer.tally, _feed(writer, cases)))
     except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent, which raises it
         code = 1
         with contextlib.suppress(BaseException):
@@ -541,6 +538,20 @@ def _in_child(writer, theirs, cases, make_report, errors_fd: int) -> None:
                                             f"{type(exc).__name__}: {exc}"[:4000]], default=str).encode())
     finally:
         os._exit(code)
+
+
+def _feed(files, cases, on_case=None) -> float:
+    """Add each case ``cases()`` gives to ``files`` (``on_case`` sees it first); the seconds
+    that took. A case whose parts could not be written (a full disk) ends it: no need to
+    judge the rest."""
+    t0 = time.perf_counter()
+    for c in cases():
+        if on_case is not None:
+            on_case(c)
+        files.add(c)
+        if files.failed is not None:
+            raise files.failed
+    return time.perf_counter() - t0
 
 
 def _child_error(names, status: int, text: bytes) -> BaseException:
@@ -590,14 +601,7 @@ def write_set(out_dir: Path, cases, make_report, *, formats=FORMATS, size: int =
             os.close(w)
             child = (pid, r)
             files.forget(theirs)
-        t0 = time.perf_counter()
-        for c in cases():
-            if on_case is not None:
-                on_case(c)
-            files.add(c)
-            if files.failed is not None:  # a full disk: no need to judge the rest
-                raise files.failed
-        report = make_report(files.tally, time.perf_counter() - t0)
+        report = make_report(files.tally, _feed(files, cases, on_case))
         files.finish(report)
         if child is not None:
             pid, r = child

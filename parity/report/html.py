@@ -14,7 +14,7 @@ The page, top to bottom:
   line to edit (server-rendered: it is on the first screen);
 * what the declarations accept (collapsed);
 * a matrix per op: side x side, the worst verdict and worst max abs over the op's cases
-  (from ``Report.to_pandas``);
+  (counted as the cases arrive, _Matrices);
 * the comparison table: rendered by the script from compact JSON (``table-data``), one line
   per row, virtualized (only the rows in view are in the DOM), filtered and sorted on the
   data; a drill-down per row;
@@ -333,14 +333,6 @@ class _Matrices:
         return out
 
 
-def op_matrices(report: Report) -> list[dict]:
-    """Per op, side x side (see _Matrices), over the cases of a report."""
-    m = _Matrices()
-    for c in report.cases:
-        m.add(c)
-    return m.result()
-
-
 class _Environment:
     """Per side (framework, variant, and host where there are several): version, python,
     numpy, the worker's settings (threads, kernels, build) and numeric environment variables;
@@ -364,14 +356,6 @@ class _Environment:
         for (fw, device, variant, label), info in self.first.items():
             out.setdefault(side_label(fw, device, variant, label if several_hosts else None), info)
         return out
-
-
-def environment(report: Report) -> dict:
-    """_Environment over the cases of a report."""
-    e = _Environment()
-    for c in report.cases:
-        e.add(c)
-    return e.result(len(report.hosts()) > 1)
 
 
 def _metrics_text(row) -> str:

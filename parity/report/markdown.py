@@ -45,7 +45,7 @@ def _bad_line(r) -> str:
 
 class Sink(_Sink):
     """The status, the counts, the first MAX_LISTED comparisons that are not ok and the
-    versions: counted as the cases arrive, written at the end (``text`` keeps it, for
+    versions: counted as the cases arrive, written at the end (``summary`` keeps it, for
     $GITHUB_STEP_SUMMARY)."""
 
     name = "parity.md"
@@ -54,7 +54,7 @@ class Sink(_Sink):
         super().__init__(spool_dir)
         self.bad: list[str] = []
         self.n_bad = self.gaps = self.semantic = 0
-        self.text: str | None = None
+        self.summary: str | None = None
 
     def add(self, c, tally) -> None:
         for r in c.rows:
@@ -88,5 +88,5 @@ class Sink(_Sink):
             lines.append(f"{self.gaps} declared gaps ({self.semantic} semantic, {self.gaps - self.semantic} numeric).")
         versions = ", ".join(f"{k} {v}" for k, v in tally.versions.items())
         lines += ["", f"Versions: {markdown_cell(versions)}", ""]
-        self.text = "\n".join(lines)
-        out.write(self.text)
+        self.summary = "\n".join(lines)
+        out.write(self.summary)

@@ -177,7 +177,7 @@ class Writer:
                 sink.add(c, self.tally)
         except Exception as exc:  # noqa: BLE001 - kept for close(): the run goes on, its results are stored
             self.failed = exc
-            self._forget(list(self.sinks))
+            self.forget(list(self.sinks))
 
     def stage(self) -> None:
         """The temporary file of each format, beside its destination (once)."""
@@ -192,11 +192,9 @@ class Writer:
             os.fchmod(fd, 0o666 & ~umask)
 
     def forget(self, formats) -> None:
-        """This process no longer writes ``formats`` (another one does): their files and spools
-        are closed here, not removed; commit still renames them into place."""
-        self._forget(formats)
-
-    def _forget(self, formats) -> None:
+        """This process no longer writes ``formats`` (another one does, or they are done or
+        failed): their files and spools are closed here, not removed; commit still renames
+        them into place, abandon removes them."""
         for f in formats:
             sink, file = self.sinks.pop(f, None), self.files.pop(f, None)
             if sink is not None:
@@ -214,10 +212,10 @@ class Writer:
             sink, file = self.sinks[f], self.files[f]
             sink.finish(file, report, self.tally)
             if f == "md":
-                self.summary = sink.text
+                self.summary = sink.summary
             file.flush()
             os.fsync(file.fileno())
-            self._forget([f])
+            self.forget([f])
 
     def commit(self) -> list[Path]:
         """Rename every staged file into place (microseconds: the set changes at once), append
@@ -242,7 +240,7 @@ class Writer:
 
     def abandon(self) -> None:
         """Remove what this writer staged; the previous set stays as it was."""
-        self._forget(list(self.sinks) + list(self.files))
+        self.forget(list(self.sinks) + list(self.files))
         for tmp in self.staged.values():
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
