@@ -4,6 +4,7 @@ The Python API (see parity.api and README, "Python API"):
 
     parity.case(op=..., params=..., inputs={"x": ndarray | spec}, ...)  -> Case
     parity.load_cases(paths)                                            -> [Case]
+    parity.load_suite(paths)               -> [CaseRef] (checked, read again when run)
     parity.run(cases_or_paths, frameworks=..., results=..., ...)        -> Report
     parity.load(results_dirs, cases=None)                               -> Report
     Report.to_pandas(), .summary(), .matrix(case), .outputs(case, side), .reference(case),
@@ -12,12 +13,12 @@ The Python API (see parity.api and README, "Python API"):
 
 __version__ = "0.1.0"
 
-__all__ = ["Case", "Report", "case", "load", "load_cases", "run"]
+__all__ = ["Case", "Report", "case", "load", "load_cases", "load_suite", "run"]
 
 
 def __getattr__(name):
     # the API loads on first use: `import parity` stays cheap (the workers import parity too)
-    if name in ("case", "load", "load_cases", "run"):
+    if name in ("case", "load", "load_cases", "load_suite", "run"):
         from parity import api
 
         return getattr(api, name)

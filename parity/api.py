@@ -33,7 +33,7 @@ from parity.cases import Case
 from parity.errors import InputError
 from parity.report import CaseReport, Report, Tally
 
-__all__ = ["case", "load", "load_cases", "run"]
+__all__ = ["case", "load", "load_cases", "load_suite", "run"]
 
 
 def case(op: str, *, inputs: dict, params: dict | None = None, native: dict | None = None, name: str | None = None,
@@ -64,19 +64,32 @@ def load_cases(paths, strict: bool = True) -> list[Case]:
     return cases_.load_tree([Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)], strict)
 
 
-def _cases(cases_or_paths) -> list[Case]:
+def load_suite(paths, strict: bool = True) -> list[cases_.CaseRef]:
+    """The cases of case files and directories as load_cases checks them, each as a CaseRef:
+    what a run needs to order and plan it, and where to read it again (``ref.open()``), so
+    that a suite of any length costs a few hundred bytes a case until a run reaches it.
+    ``parity.run`` takes them as it takes cases."""
+    return cases_.load_suite([Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)], strict)
+
+
+def _cases(cases_or_paths, lazy: bool = False) -> list:
+    """The cases to run or judge: Case objects as given (dtype sweeps expanded), CaseRefs as
+    given, case files and directories loaded (as CaseRefs with ``lazy``)."""
     items = [cases_or_paths] if isinstance(cases_or_paths, (str, Path, Case)) else list(cases_or_paths)
-    out: list[Case] = []
-    files = [Path(x) for x in items if not isinstance(x, Case)]
+    out: list = []
+    files = [Path(x) for x in items if isinstance(x, (str, Path))]
     if files:
-        out += cases_.load_tree(files, strict=False)
+        out += (cases_.load_suite if lazy else cases_.load_tree)(files, strict=False)
     for c in items:
         if isinstance(c, Case):
             out += cases_.expand_dtypes(c)
-    seen: dict[str, Case] = {}
+        elif isinstance(c, cases_.CaseRef):
+            out.append(c)
+    seen: dict = {}
     for c in out:
         if c.name in seen and seen[c.name] is not c:
-            raise InputError(f"two cases are named {c.name!r} ({seen[c.name].path}, {c.path})")
+            where = [x.path if isinstance(x, Case) else x.file for x in (seen[c.name], c)]
+            raise InputError(f"two cases are named {c.name!r} ({where[0]}, {where[1]})")
         seen[c.name] = c
     return out
 
@@ -100,8 +113,9 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
     "AVX2"}} a second time with environment variables set. ``keep_outputs``: keep every
     array in the Report (default: when no results store is written; otherwise outputs() reads
     them back from the store). ``pool``: workers to reuse across calls (runner.WorkerPool;
-    close it when done). ``on_start(runs)`` is called with the planned runs before the first
-    starts, ``on_result(result)`` as each finishes, ``on_case(case_report)`` with each case
+    close it when done). ``on_start(plan)`` is called before the first run starts, with a
+    runner.Plan (``plan.runs``, ``plan.cases``, ``plan.runs_of(case)``: each case's runs are
+    planned only when the run reaches it), ``on_result(result)`` as each finishes, ``on_case(case_report)`` with each case
     when all its runs are judged, in the order of the cases (parity.report.writer(DIR).add
     writes the report files so, as the run goes). ``keep_cases=False``: the Report keeps no
     case (``cases`` is empty; its counts, hosts, versions and exit_code still hold), so that a
@@ -112,11 +126,11 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
     them. Any other failure leaves an existing store in place (parity.store.Writer.abandon)."""
     from parity import fsutil
 
-    cases = _cases(cases_or_paths)
+    cases = _cases(cases_or_paths, lazy=True)
     _check_names(frameworks, devices)
-    runs = runner.plan(cases, frameworks, devices, python, env)
+    planner = runner.Planner(frameworks, devices, python, env)
     if on_start:
-        on_start(runs)
+        on_start(planner.summary(cases))
     old = store.load(store.baseline_path(baselines, baseline)) if baseline else None
     keep = results is None if keep_outputs is None else keep_outputs
     command = command or f"parity.run({len(cases)} cases)"
@@ -125,7 +139,6 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
     t0 = time.perf_counter()
     done: list[CaseReport] = []
     tally = None if keep_cases else Tally()
-    order = {c.name: i for i, c in enumerate(cases)}
     ahead: dict[int, CaseReport] = {}  # finished before a case that comes earlier in the suite
     upto = [0]  # the index of the next case to hand on
 
@@ -140,15 +153,15 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
         else:
             tally.add(cr)
 
-    def in_order(cr: CaseReport, flush: bool = False) -> None:
+    def in_order(i: int | None, cr: CaseReport | None, flush: bool = False) -> None:
         if cr is not None:
-            ahead[order[cr.case.name]] = cr
+            ahead[i] = cr
         while upto[0] in ahead or (flush and ahead):
             nxt = upto[0] if upto[0] in ahead else min(ahead)
             upto[0] = nxt + 1
             hand_on(ahead.pop(nxt), flush)
 
-    def on_case_done(c, res, refs, summary, arrays):
+    def on_case_done(i, c, res, refs, summary, arrays):
         prior = old.cases[c.name].results if old and c.name in old.cases else ([] if old else None)
         rows = compare.evaluate(c, res, refs, baseline=prior, baseline_name=baseline or "",
                                 baseline_partial=baseline_partial)
@@ -157,17 +170,19 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
         if not keep:
             for r in res + refs:  # the store has them: the parent keeps only what the reports need
                 r.outputs, r.bounds, r.magnitudes = {}, {}, {}
-        in_order(CaseReport(c, res, refs, rows, summary, dict(arrays) if keep else None))
+        in_order(i, CaseReport(c, res, refs, rows, summary, dict(arrays) if keep else None))
 
-    interrupted = False
+    interrupted, changed = False, None
     try:
         try:
-            runner.execute(cases, runs, timeout=timeout, on_result=on_result, on_case_done=on_case_done,
+            runner.execute(cases, planner, timeout=timeout, on_result=on_result, on_case_done=on_case_done,
                            log_dir=log_dir, pool=pool)
         except KeyboardInterrupt:
             interrupted = True
+        except cases_.CaseChanged as exc:  # stopped as by Ctrl-C: what was computed is kept
+            interrupted, changed = True, exc
         with fsutil.deferred_signals() as held:  # the cases that finished after one that never did
-            in_order(None, flush=True)
+            in_order(None, None, flush=True)
         interrupted = interrupted or bool(held)
     except BaseException:
         if writer:
@@ -177,6 +192,9 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
     if writer:
         with fsutil.deferred_signals():
             writer.close(interrupted)
+    if changed is not None:
+        raise cases_.CaseChanged(f"{changed}" + (f"; the cases finished before it are stored in {results}"
+                                                 if writer else ""))
     return Report(done, started, time.perf_counter() - t0, command, host.fingerprint(), interrupted,
                   stopped=interrupted, results_dir=Path(results) if results is not None else None, tally=tally)
 

@@ -22,7 +22,7 @@ from jsonschema import Draft202012Validator
 
 from parity import fastschema, frameworks, inputs, npyio, ops, yamlio
 from parity import sides as side_names
-from parity.errors import CaseError, CaseErrors
+from parity.errors import CaseError, CaseErrors, InputError
 from parity.inputs import DTYPES, INITS, MAX_ELEMENTS, MAX_RANK, MAX_SEED, InputSpec
 
 STATUSES_DECLARABLE = ("ERROR", "UNSUPPORTED", "CRASH", "TIMEOUT")
@@ -126,6 +126,22 @@ class Case:
     @property
     def dtype(self) -> str:
         return self.inputs[self.op.inputs[0]].dtype
+
+    @property
+    def op_name(self) -> str:
+        return self.op.name
+
+    @property
+    def elements(self) -> int:
+        """The elements of all its inputs."""
+        return sum(int(np.prod(spec.shape, dtype=np.int64)) for spec in self.inputs.values())
+
+    def open(self) -> Case:
+        """The case itself (as CaseRef.open gives the case a reference names)."""
+        return self
+
+    def release(self) -> None:
+        """Nothing to let go (CaseRef.release)."""
 
     def where(self, line: int | None = None) -> str:
         return f"{self.path}:{line or self.line}"
@@ -481,12 +497,13 @@ def _param_int_errors(doc: yamlio.Document, schema: dict, params: dict, base: tu
 
 # --- loading -------------------------------------------------------------------
 
-def load_case(file: Path, root: Path | None = None, strict: bool = True) -> Case:
-    """Load and validate one case file; raises CaseErrors listing every problem. With
-    ``strict=False`` a case whose only problems keep it alone from running (``Case.blocked``:
-    a TODO reason) is returned with them, for a run to report it as not run."""
+def load_case(file: Path, root: Path | None = None, strict: bool = True, raw: bytes | None = None) -> Case:
+    """Load and validate one case file (or its ``raw`` bytes, read before); raises CaseErrors
+    listing every problem. With ``strict=False`` a case whose only problems keep it alone from
+    running (``Case.blocked``: a TODO reason) is returned with them, for a run to report it as
+    not run."""
     file = Path(file)
-    doc = yamlio.load(file)
+    doc = yamlio.load(file, raw=raw)
     errors: list[CaseError] = []
     case = _build(doc, root or file.parent, errors)
     if errors:
@@ -1022,29 +1039,104 @@ def expand_dtypes(case: Case) -> list[Case]:
 def load_tree(paths: list[Path], strict: bool = True) -> list[Case]:
     """Load every case under ``paths`` (dtype sweeps expanded); all problems are raised together
     (``strict=False``: see load_case)."""
+    return [case for case, _file, _root, _index, _raw in _walk(paths, strict)]
+
+
+def _walk(paths: list[Path], strict: bool):
+    """(case, file, root, index among the file's dtype-expanded cases, file bytes) of every
+    case under ``paths``; every problem is raised together at the end, as CaseErrors."""
     errors: list[CaseError] = []
-    cases: list[Case] = []
-    seen: dict[str, Case] = {}
+    seen: dict[str, str] = {}  # name -> where
     for file, root in find_files(paths):
         try:
-            case = load_case(file, root, strict)
+            raw = yamlio.read(file)
+            case = load_case(file, root, strict, raw)
         except CaseErrors as exc:
             errors += exc.errors
             continue
         except CaseError as exc:
             errors.append(exc)
             continue
-        for case in expand_dtypes(case):
+        for index, case in enumerate(expand_dtypes(case)):
             if case.name in seen:
-                first = seen[case.name]
                 errors.append(CaseError(file, case.line, "name", f"duplicate case name {case.name!r} "
-                                                                 f"(also in {first.path}:{first.line})"))
+                                                                 f"(also in {seen[case.name]})"))
                 continue
-            seen[case.name] = case
-            cases.append(case)
+            seen[case.name] = case.where()
+            if not errors:
+                yield case, file, root, index, raw
     if errors:
         raise CaseErrors(errors)
-    return cases
+
+
+#: the cases a suite keeps from its check for the run, while their files hold this many bytes
+#: in all (a Case object takes about ten times its file's size); the run reads the others again
+#: as it reaches them (CaseRef.open), and lets each go once it is judged
+HOLD_BYTES = 1 << 19
+
+
+class CaseChanged(InputError):
+    """A case file changed (or went) between the check of the suite and the run reaching it."""
+
+
+@dataclass(slots=True, eq=False)
+class CaseRef:
+    """A case of a case file, checked and let go (load_suite): what a run needs to order, plan
+    and size it without holding it, and where to read it again. A run opens it (``open``) when
+    it reaches it and lets it go (``release``) once it is judged."""
+
+    name: str
+    file: str
+    root: Path
+    index: int  # among the file's dtype-expanded cases
+    sha: bytes  # of the file's bytes when the suite was checked
+    op_name: str
+    frameworks: tuple[str, ...] | None
+    devices: tuple[str, ...]
+    blocked: bool
+    elements: int
+    case: Case | None = None  # kept from the check (the first HOLD_BYTES of a suite) until released
+
+    def open(self) -> Case:
+        """The case, read again from its file if it was let go; CaseChanged if the file's bytes
+        are not those that were checked."""
+        import hashlib
+
+        if self.case is not None:
+            return self.case
+        try:
+            raw = yamlio.read(Path(self.file))
+        except CaseError as exc:
+            raise CaseChanged(f"{self.file}: changed since the suite was checked: {exc.message}") from None
+        if hashlib.blake2b(raw, digest_size=16).digest() != self.sha:
+            raise CaseChanged(f"{self.file}: changed since the suite was checked (at the start of the run); run it "
+                              f"again")
+        return expand_dtypes(load_case(Path(self.file), self.root, False, raw))[self.index]
+
+    def release(self) -> None:
+        self.case = None
+
+
+def load_suite(paths: list[Path], strict: bool = True, hold_bytes: int | None = None) -> list[CaseRef]:
+    """Every case under ``paths``, checked as load_tree checks them (every problem raised
+    together), as a CaseRef each: a suite of any length held in a few hundred bytes a case
+    (and the first ``hold_bytes`` of case files, HOLD_BYTES by default, as Case objects)."""
+    import hashlib
+
+    hold_bytes = HOLD_BYTES if hold_bytes is None else hold_bytes
+    out: list[CaseRef] = []
+    held, sha = 0, b""
+    shared: dict = {}  # one object for the many equal roots, device and framework tuples
+    for case, file, root, index, raw in _walk(paths, strict):
+        if index == 0:
+            sha = hashlib.blake2b(raw, digest_size=16).digest()
+        keep = held + len(raw) <= hold_bytes
+        held += len(raw) if keep else 0
+        out.append(CaseRef(case.name, str(file), shared.setdefault(root, root), index, sha, case.op.name,
+                           shared.setdefault(case.frameworks, case.frameworks),
+                           shared.setdefault(case.devices, case.devices), bool(case.blocked), case.elements,
+                           case if keep else None))
+    return out
 
 
 def version_matches(version: str, prefix: str) -> bool:

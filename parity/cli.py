@@ -345,7 +345,7 @@ def cmd_run(args) -> int:
         bad = [d for d in args.device if d not in frameworks.DEVICES]
         if bad:
             raise InputError(f"--device: unknown {', '.join(bad)}; expected {', '.join(frameworks.DEVICES)}")
-    cases = _select(api.load_cases(args.paths, strict=False), args.case)
+    cases = _select(api.load_suite(args.paths, strict=False), args.case)  # read again as the run reaches each
     if args.shard:
         cases = shard(cases, *args.shard)
     results_dir = None if args.no_results else (args.results or store.default_results_dir(args.report_dir))

@@ -96,52 +96,124 @@ class Result:
 
 def plan(cases: list[Case], only_frameworks=None, devices=None, python: dict | None = None,
          env: dict | None = None) -> list[Run]:
-    """Every run the cases ask for. ``devices`` (from --device) overrides the cases'.
+    """Every run the cases ask for (Planner's arguments)."""
+    planner = Planner(only_frameworks, devices, python, env)
+    return [run for case in cases for run in planner.runs(case)]
 
-    ``python`` maps a framework to the interpreter to run it with, or ``FW:LABEL`` to an
-    interpreter for an extra run of FW labelled LABEL (version against version). ``env`` maps
-    ``FW:LABEL`` to environment variables for an extra run of FW labelled LABEL (another ISA
-    cap, oneDNN switched off); a label in both runs that interpreter with those variables."""
-    python = dict(python or {})
-    variants: dict[str, dict] = {}
-    for key, path in python.items():
-        if ":" in key:
-            variants.setdefault(key, {})["python"] = path
-    for key, variables in (env or {}).items():
-        variants.setdefault(key, {})["env"] = dict(variables)
-    python = {k: v for k, v in python.items() if ":" not in k}
-    runs = []
-    for case in cases:
-        op = case.op
-        if case.frameworks is not None:
-            fws = list(case.frameworks)
-        else:
-            fws = [fw for fw in op.frameworks() if fw in python or frameworks.installed(fw)]
-        if only_frameworks:
-            fws = [fw for fw in fws if fw in only_frameworks]
-        for fw in fws:
-            for device in devices or case.devices:
-                run = Run(case, fw, device, case.dtype, native=None, form=None, spelling=case.spelling.get(fw),
-                          python=python.get(fw))
-                if case.blocked:  # only this case: the others run
-                    run.planned_status = ERROR
-                    run.planned_message = "not run: " + "; ".join(str(e) for e in case.blocked)
-                    runs.append(run)
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a run will make, told before it starts (parity.run's ``on_start``): how many runs
+    and cases, and ``runs_of(case)``, how many runs a case has (as the run plans each case only
+    when it reaches it)."""
+
+    runs: int
+    cases: int
+    runs_of: object  # Callable[[Case], int]
+
+
+class Planner:
+    """The runs of each case: ``runs(case)`` plans them (mapping the case's params to each
+    framework's, which takes time; a run does it when it reaches the case), ``sides(case)``
+    says which they are (framework, device, variant label) from what a CaseRef holds, at once.
+
+    ``devices`` (from --device) overrides the cases'. ``python`` maps a framework to the
+    interpreter to run it with, or ``FW:LABEL`` to an interpreter for an extra run of FW
+    labelled LABEL (version against version). ``env`` maps ``FW:LABEL`` to environment
+    variables for an extra run of FW labelled LABEL (another ISA cap, oneDNN switched off); a
+    label in both runs that interpreter with those variables."""
+
+    def __init__(self, only_frameworks=None, devices=None, python: dict | None = None, env: dict | None = None):
+        python = dict(python or {})
+        self.variants: dict[str, dict] = {}
+        for key, path in python.items():
+            if ":" in key:
+                self.variants.setdefault(key, {})["python"] = path
+        for key, variables in (env or {}).items():
+            self.variants.setdefault(key, {})["env"] = dict(variables)
+        self.python = {k: v for k, v in python.items() if ":" not in k}
+        self.only, self.devices = only_frameworks, devices
+        self._sides: dict[tuple, tuple] = {}
+        self._keys: dict[tuple, tuple] = {}
+
+    @staticmethod
+    def _config(case) -> tuple:
+        return case.op_name, case.frameworks, case.devices, bool(case.blocked)
+
+    def sides(self, case) -> tuple:
+        """(framework, device, variant label or None) of each run of a Case or CaseRef, in the
+        order ``runs`` plans them."""
+        config = self._config(case)
+        got = self._sides.get(config)
+        if got is None:
+            from parity import ops
+
+            op_name, case_fws, case_devices, blocked = config
+            fws = list(case_fws) if case_fws is not None else \
+                [fw for fw in ops.get(op_name).frameworks() if fw in self.python or frameworks.installed(fw)]
+            out = []
+            for fw in fws:
+                if self.only and fw not in self.only:
                     continue
-                try:
-                    run.native, run.forms = _native_and_forms(case, fw, run.spelling)
-                    run.form = next(iter(run.forms.values()))
-                except NoExactMapping as exc:
-                    run.planned_status = UNSUPPORTED
-                    run.planned_message = (f"no exact mapping: {exc}. Give native: {{{fw}: {{...}}}} in the case "
-                                           f"to run {fw}'s own call anyway")
-                runs.append(run)
-                for key, v in variants.items():
-                    vfw, label = key.split(":", 1)
-                    if vfw == fw:
-                        runs.append(dataclasses.replace(run, python=v.get("python", run.python), variant=label,
-                                                        env=v.get("env", {})))
-    return runs
+                for device in self.devices or case_devices:
+                    out.append((fw, device, None))
+                    if not blocked:  # a case that is not run is not run again either
+                        out += [(fw, device, key.split(":", 1)[1]) for key in self.variants
+                                if key.split(":", 1)[0] == fw]
+            got = self._sides[config] = tuple(out)
+        return got
+
+    def _python_env(self, fw: str, label: str | None) -> tuple[str | None, dict]:
+        if label is None:
+            return self.python.get(fw), {}
+        v = self.variants[f"{fw}:{label}"]
+        return v.get("python", self.python.get(fw)), v.get("env", {})
+
+    def worker_keys(self, case) -> tuple:
+        """The workers (worker_key) a Case or CaseRef has runs for (none for a case not run)."""
+        config = self._config(case)
+        got = self._keys.get(config)
+        if got is None:
+            keys = {} if case.blocked else {_worker_key(fw, device, label, *self._python_env(fw, label)): None
+                                            for fw, device, label in self.sides(case)}
+            got = self._keys[config] = tuple(keys)
+        return got
+
+    def summary(self, items) -> Plan:
+        return Plan(sum(len(self.sides(c)) for c in items), len(items), lambda case: len(self.sides(case)))
+
+    def runs(self, case: Case) -> list[Run]:
+        out: list[Run] = []
+        run = None
+        for fw, device, label in self.sides(case):
+            if label is not None:  # a second run of the last plain one (another Python or environment)
+                python, env = self._python_env(fw, label)
+                out.append(dataclasses.replace(run, python=python, variant=label, env=env))
+                continue
+            run = Run(case, fw, device, case.dtype, native=None, form=None, spelling=case.spelling.get(fw),
+                      python=self.python.get(fw))
+            out.append(run)
+            if case.blocked:  # only this case: the others run
+                run.planned_status = ERROR
+                run.planned_message = "not run: " + "; ".join(str(e) for e in case.blocked)
+                continue
+            try:
+                run.native, run.forms = _native_and_forms(case, fw, run.spelling)
+                run.form = next(iter(run.forms.values()))
+            except NoExactMapping as exc:
+                run.planned_status = UNSUPPORTED
+                run.planned_message = (f"no exact mapping: {exc}. Give native: {{{fw}: {{...}}}} in the case "
+                                       f"to run {fw}'s own call anyway")
+        return out
+
+
+def _worker_key(fw: str, device: str, label: str | None, python: str | None, env: dict) -> tuple:
+    """Which worker makes a run: one per framework, device, Python and environment."""
+    return fw, device, python, label if env else None, tuple(sorted(env.items()))
+
+
+def _run_key(run: Run) -> tuple:
+    return _worker_key(run.framework, run.device, run.variant, run.python, run.env)
 
 
 def _native_and_forms(case: Case, fw: str, pinned: tuple[str, ...] | None) -> tuple[dict, dict[str, Form]]:
@@ -333,36 +405,73 @@ class Worker:
 
 # --- the session -----------------------------------------------------------------
 
-class Inputs:
-    """Materialized inputs per case, made once and shared by the threads."""
+class _Open:
+    """A case some thread of execute has begun and the parent has not judged yet."""
+
+    __slots__ = ("lock", "case", "runs", "arrays", "digest", "summary", "left", "results", "refs")
 
     def __init__(self):
+        self.lock = threading.Lock()
+        self.case = self.arrays = self.digest = self.summary = self.refs = None
+        self.runs: list[Run] = []
+        self.results: list[Result] = []
+        self.left = 0  # its runs and its references not yet in
+
+
+class _OpenCases:
+    """The open cases of execute, shared by its threads: each case opened (a CaseRef read
+    again) and planned by the first thread to reach it, its inputs made once, all of it let go
+    when the parent has judged it."""
+
+    def __init__(self, items: list, planner: Planner, events: queue.Queue):
+        self.items, self.planner, self.events = items, planner, events
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[dict, str]] = {}
-        self.summaries: dict[str, dict] = {}
-        self._case_locks: dict[str, threading.Lock] = {}
+        self._open: dict[int, _Open] = {}
+        self._closed_below, self._closed = 0, set()  # judged: every case below, and these
 
-    def get(self, case: Case) -> tuple[dict[str, np.ndarray], str]:
+    def open(self, i: int) -> _Open | None:
+        """The open case ``i``, opened and planned if no thread did yet; None once it is judged
+        (a worker all of whose runs of it were planned out can come to it late)."""
         with self._lock:
-            lock = self._case_locks.setdefault(case.name, threading.Lock())
-        with lock:
-            if case.name not in self._cache:
-                arrays = {name: spec.materialize() for name, spec in case.inputs.items()}
-                if case.grad:
-                    arrays[protocol.UPSTREAM] = case.upstream()
-                self._cache[case.name] = (arrays, inputs.digest(arrays))
-                self.summaries[case.name] = inputs.summarize(arrays)
-            return self._cache[case.name]
+            if i < self._closed_below or i in self._closed:
+                return None
+            st = self._open.get(i)
+            if st is None:
+                st = self._open[i] = _Open()
+        with st.lock:
+            if st.case is None:
+                case = self.items[i].open()
+                st.runs = self.planner.runs(case)
+                st.left = len(st.runs) + 1
+                st.case = case
+                for r in st.runs:
+                    if r.planned_status is not None:
+                        self.events.put(("result", i, _planned_result(r)))
+        return st
 
-    def peek(self, case: Case) -> dict[str, np.ndarray]:
-        """The arrays if they were made (a case whose every run was planned out has none)."""
-        with self._lock:
-            return self._cache.get(case.name, ({}, None))[0]
+    @staticmethod
+    def arrays(st: _Open) -> tuple[dict[str, np.ndarray], str]:
+        with st.lock:
+            if st.arrays is None:
+                arrays = {name: spec.materialize() for name, spec in st.case.inputs.items()}
+                if st.case.grad:
+                    arrays[protocol.UPSTREAM] = st.case.upstream()
+                st.arrays, st.digest, st.summary = arrays, inputs.digest(arrays), inputs.summarize(arrays)
+            return st.arrays, st.digest
 
-    def release(self, case: Case):
+    def get(self, i: int) -> _Open:
         with self._lock:
-            self._cache.pop(case.name, None)
-            self._case_locks.pop(case.name, None)
+            return self._open[i]
+
+    def close(self, i: int) -> _Open:
+        with self._lock:
+            st = self._open.pop(i)
+            self._closed.add(i)
+            while self._closed_below in self._closed:
+                self._closed.discard(self._closed_below)
+                self._closed_below += 1
+        self.items[i].release()
+        return st
 
 
 #: how much the cases open at once (begun by some thread, not yet judged) may hold, estimated
@@ -375,24 +484,25 @@ class Inputs:
 WINDOW_BYTES = 64 << 20
 
 
-def _case_bytes(case: Case, n_runs: int) -> int:
-    """What a case holds while open, about: its inputs, each run's outputs and the references
-    (float64, with their bounds), all about the size of the inputs."""
-    elements = sum(int(np.prod(spec.shape, dtype=np.int64)) for spec in case.inputs.values())
+def _case_bytes(elements: int, n_runs: int) -> int:
+    """What a case of ``elements`` input elements holds while open, about: its inputs, each
+    run's outputs and the references (float64, with their bounds), all about the size of the
+    inputs."""
     return elements * 8 * (n_runs + 4)
 
 
 class _Window:
-    """The threads of ``execute`` begin a case only while the cases from the oldest unfinished
-    one to it hold less than ``budget`` (the oldest itself always begins). Each thread takes
-    its cases in suite order, so the oldest unfinished case never waits on a thread that is
-    blocked here (that thread is past it)."""
+    """The threads of ``execute`` begin case ``i`` only while the cases from the oldest
+    unfinished one to it hold less than ``budget`` (the oldest itself always begins); ``sizes``
+    are their estimated bytes, in suite order. Each thread takes its cases in suite order, so
+    the oldest unfinished case never waits on a thread that is blocked here (that thread is
+    past it)."""
 
-    def __init__(self, cases: list[Case], runs_per_case: dict[str, int], budget: int):
-        self.index = {c.name: i for i, c in enumerate(cases)}
-        self.upto = [0]  # upto[i]: bytes of cases 0..i-1
-        for c in cases:
-            self.upto.append(self.upto[-1] + _case_bytes(c, runs_per_case.get(c.name, 0)))
+    def __init__(self, sizes, budget: int):
+        import array
+        import itertools
+
+        self.upto = array.array("q", itertools.chain((0,), itertools.accumulate(sizes)))  # bytes of cases 0..i-1
         self.budget = budget
         self.oldest = 0
         self.finished: set[int] = set()
@@ -401,17 +511,16 @@ class _Window:
     def _may(self, i: int, budget: int) -> bool:
         return i <= self.oldest or self.upto[i + 1] - self.upto[self.oldest] <= budget
 
-    def enter(self, case: Case, stop: threading.Event) -> None:
-        i = self.index[case.name]
+    def enter(self, i: int, stop: threading.Event) -> None:
         if self._may(i, self.budget):  # the usual case, without the lock (oldest only grows)
             return
         with self.cond:  # stopped: on again when the open cases hold half the budget
             while not self._may(i, self.budget // 2) and not stop.is_set():
                 self.cond.wait(0.2)
 
-    def finish(self, case: Case) -> None:
+    def finish(self, i: int) -> None:
         with self.cond:
-            self.finished.add(self.index[case.name])
+            self.finished.add(i)
             while self.oldest in self.finished:
                 self.finished.discard(self.oldest)
                 self.oldest += 1
@@ -474,92 +583,102 @@ class WorkerPool:
         self._workers.clear()
 
 
-def execute(cases: list[Case], runs: list[Run], *, timeout: float = DEFAULT_TIMEOUT,
+def execute(items: list, planner: Planner | None = None, *, timeout: float = DEFAULT_TIMEOUT,
             log_dir: Path | None = None, on_case_done=None, on_result=None, pool: WorkerPool | None = None) -> None:
-    """Run everything. ``on_result(result)`` is called per finished run;
-    ``on_case_done(case, results, references, input_summary, inputs)`` once per case when
-    all its runs are in (``inputs``: the arrays, with ``inputs_sha256`` of the results).
-    Both are called on the calling thread. Workers come from ``pool`` (kept running) or
-    from a pool of this call (stopped at its end)."""
+    """Run every case of ``items`` (Case objects, or CaseRefs: each opened when a thread
+    reaches it and released once judged), planned by ``planner`` (a Planner) as the run
+    reaches it. ``on_result(result)`` is called per finished run; ``on_case_done(index, case,
+    results, references, input_summary, inputs)`` once per case when all its runs are in
+    (``inputs``: the arrays, with ``inputs_sha256`` of the results). Both are called on the
+    calling thread. Workers come from ``pool`` (kept running) or from a pool of this call
+    (stopped at its end). A case that cannot be opened (a CaseRef whose file changed:
+    parity.cases.CaseChanged) stops the run as Ctrl-C does, and its error is raised."""
+    planner = planner or Planner()
     own_pool = pool is None
     pool = pool or WorkerPool(log_dir)
     events: queue.Queue = queue.Queue()
-    shared = Inputs()
-    by_case: dict[str, list[Run]] = {c.name: [] for c in cases}
-    for r in runs:
-        by_case[r.case.name].append(r)
-
-    window = _Window(cases, {name: len(rs) for name, rs in by_case.items()}, WINDOW_BYTES)
-    groups: dict[tuple, list[Run]] = {}
-    for r in sorted(runs, key=lambda r: window.index[r.case.name]):  # suite order (stable), as _Window needs
-        if r.planned_status is None:
-            groups.setdefault((r.framework, r.device, r.python, r.variant if r.env else None,
-                               tuple(sorted(r.env.items()))), []).append(r)
-        else:
-            events.put(("result", _planned_result(r)))
-
+    n = len(items)
+    cases = _OpenCases(items, planner, events)
+    window = _Window((_case_bytes(c.elements, len(planner.sides(c))) for c in items), WINDOW_BYTES)
+    keys = {k: None for c in items for k in planner.worker_keys(c)}
     stop = threading.Event()
 
-    def serve(key, group):
+    def open_(i: int) -> _Open | None:
+        """Case ``i`` once the window lets this thread begin it; None when it is judged already,
+        or when the run stops (``stop`` is set)."""
+        window.enter(i, stop)
+        if stop.is_set():
+            return None
+        try:
+            return cases.open(i)
+        except Exception as exc:  # noqa: BLE001 - raised on the calling thread
+            events.put(("failed", i, exc))
+            stop.set()
+            return None
+
+    def serve(key):
         worker = pool.get(key, startup_timeout=max(120.0, timeout))
-        for run in group:
-            window.enter(run.case, stop)
-            if stop.is_set():
-                return
-            try:
-                events.put(("result", _run_one(worker, run, shared, timeout)))
-            except Exception as exc:  # noqa: BLE001 - a harness bug must not hang the session
-                events.put(("result", _failed(run, ERROR, f"harness error: {type(exc).__name__}: {exc}")))
+        for i, item in enumerate(items):
+            if key not in planner.worker_keys(item):
+                continue
+            st = open_(i)
+            if st is None:
+                if stop.is_set():
+                    return
+                continue
+            for run in st.runs:
+                if run.planned_status is not None or _run_key(run) != key:
+                    continue
+                try:
+                    events.put(("result", i, _run_one(worker, run, lambda: cases.arrays(st), timeout)))
+                except Exception as exc:  # noqa: BLE001 - a harness bug must not hang the session
+                    events.put(("result", i, _failed(run, ERROR, f"harness error: {type(exc).__name__}: {exc}")))
 
     def references():
-        for case in cases:
-            window.enter(case, stop)
-            if stop.is_set():
+        for i in range(n):
+            st = open_(i)
+            if st is None:
                 return
             try:
-                arrays, digest = shared.get(case)
-                refs = reference_results(case, [f for r in by_case[case.name] for f in r.forms.values()], arrays,
-                                         digest)
+                arrays, digest = cases.arrays(st)
+                refs = reference_results(st.case, [f for r in st.runs for f in r.forms.values()], arrays, digest)
             except Exception as exc:  # noqa: BLE001
-                refs = [Result(case, REFERENCE, "cpu", "float64", ERROR, f"inputs: {type(exc).__name__}: {exc}",
+                refs = [Result(st.case, REFERENCE, "cpu", "float64", ERROR, f"inputs: {type(exc).__name__}: {exc}",
                                host=host.fingerprint())]
-            events.put(("refs", (case, refs)))
+            events.put(("refs", i, refs))
 
-    threads = [threading.Thread(target=serve, args=(k, g), daemon=True, name=f"worker-{k[0]}-{k[1]}")
-               for k, g in groups.items()]
+    threads = [threading.Thread(target=serve, args=(k,), daemon=True, name=f"worker-{k[0]}-{k[1]}") for k in keys]
     threads.append(threading.Thread(target=references, daemon=True, name="reference"))
     for t in threads:
         t.start()
 
-    pending = {c.name: len(by_case[c.name]) + 1 for c in cases}
-    results: dict[str, list[Result]] = {c.name: [] for c in cases}
-    refs: dict[str, list[Result]] = {}
-    case_of = {c.name: c for c in cases}
+    judged = 0
     try:
-        while any(pending.values()):
+        while judged < n:
             try:
                 # a timeout, so that Ctrl-C is handled even when the OS delivers the signal to
                 # a worker thread rather than to this one (a blocked get() would not wake up)
-                kind, item = events.get(timeout=0.2)
+                kind, i, item = events.get(timeout=0.2)
             except queue.Empty:
                 continue
+            if kind == "failed":
+                raise item
+            st = cases.get(i)
             if kind == "result":
-                name = item.case.name
-                results[name].append(item)
+                st.results.append(item)
                 if on_result:
                     on_result(item)
             else:
-                name = item[0].name
-                refs[name] = item[1]
-            pending[name] -= 1
-            if pending[name] == 0:
+                st.refs = item
+            st.left -= 1
+            if st.left == 0:
+                cases.close(i)
                 if on_case_done:
-                    arrays = shared.peek(case_of[name])
-                    done = sorted(results.pop(name), key=lambda r: (frameworks.NAMES.index(r.framework), r.device,
-                                                                    r.variant or ""))
-                    on_case_done(case_of[name], done, refs.pop(name), shared.summaries.pop(name, {}), arrays)
-                shared.release(case_of[name])
-                window.finish(case_of[name])
+                    done = sorted(st.results, key=lambda r: (frameworks.NAMES.index(r.framework), r.device,
+                                                             r.variant or ""))
+                    on_case_done(i, st.case, done, st.refs, st.summary or {}, st.arrays or {})
+                window.finish(i)
+                judged += 1
     except BaseException:
         stop.set()
         pool.kill()  # interrupted: no worker may outlive this
@@ -582,7 +701,7 @@ def _failed(run: Run, status: str, message: str, **extra) -> Result:
                   **extra)
 
 
-def _run_one(worker: Worker, run: Run, shared: Inputs, default_timeout: float) -> Result:
+def _run_one(worker: Worker, run: Run, arrays_of, default_timeout: float) -> Result:
     if worker.starts and worker.hello.get("status") in (ERROR, UNSUPPORTED):
         hello = worker.hello  # the framework cannot load here: the same answer for every run
     elif worker.proc is None or worker.proc.poll() is not None:
@@ -593,7 +712,7 @@ def _run_one(worker: Worker, run: Run, shared: Inputs, default_timeout: float) -
         status = hello.get("status", ERROR)
         prefix = "" if status == UNSUPPORTED else f"{run.framework} could not be loaded: "
         return _failed(run, status, prefix + hello.get("message", ""), worker=_worker_info(worker))
-    arrays, digest = shared.get(run.case)
+    arrays, digest = arrays_of()
     header = {"cmd": "run", "id": run.id, "op": run.case.op.name, "native": run.native,
               "spellings": list(run.forms)}
     if run.case.grad:

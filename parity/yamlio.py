@@ -127,17 +127,23 @@ def field_name(path: Path_) -> str:
     return out or "(document)"
 
 
-def load(file: Path, text: str | None = None) -> Document:
-    """Read and parse one YAML file. Raises CaseError with the line on any problem."""
+def read(file: Path) -> bytes:
+    """The bytes of one YAML file (at most MAX_FILE_BYTES). Raises CaseError."""
+    try:
+        size = file.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise CaseError(file, None, None, f"file is {size} bytes; case files are limited to {MAX_FILE_BYTES}")
+        return file.read_bytes()
+    except OSError as exc:
+        raise CaseError(file, None, None, f"cannot read file: {exc.strerror or exc}") from None
+
+
+def load(file: Path, text: str | None = None, raw: bytes | None = None) -> Document:
+    """Read (or take its ``raw`` bytes, or its ``text``) and parse one YAML file. Raises
+    CaseError with the line on any problem."""
     file = Path(file)
     if text is None:
-        try:
-            size = file.stat().st_size
-            if size > MAX_FILE_BYTES:
-                raise CaseError(file, None, None, f"file is {size} bytes; case files are limited to {MAX_FILE_BYTES}")
-            raw = file.read_bytes()
-        except OSError as exc:
-            raise CaseError(file, None, None, f"cannot read file: {exc.strerror or exc}") from None
+        raw = read(file) if raw is None else raw
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -176,9 +176,9 @@ def test_no_thread_runs_ahead_beyond_the_memory_window(monkeypatch):
     spans = []
     enter = runner._Window.enter
 
-    def recording(self, case, stop):
-        enter(self, case, stop)
-        spans.append(self.index[case.name] - self.oldest)
+    def recording(self, i, stop):
+        enter(self, i, stop)
+        spans.append(i - self.oldest)
 
     monkeypatch.setattr(runner, "WINDOW_BYTES", 1)
     monkeypatch.setattr(runner._Window, "enter", recording)
@@ -193,13 +193,13 @@ def test_the_window_lets_small_cases_run_ahead_and_large_ones_not():
 
     small = [parity.case("lrn", params={"size": 3}, inputs={"x": {"shape": [2, 8, 6, 6], "dtype": "float32"}},
                          name=f"s/{i}") for i in range(1000)]
-    w = runner._Window(small, {c.name: 3 for c in small}, runner.WINDOW_BYTES)
+    w = runner._Window([runner._case_bytes(c.elements, 3) for c in small], runner.WINDOW_BYTES)
     assert w._may(999, w.budget)  # a thousand small cases fit: nobody waits
     large = [parity.case("lrn", params={"size": 3}, inputs={"x": {"shape": [32, 96, 55, 55], "dtype": "float32"}},
                          name=f"l/{i}") for i in range(4)]
-    w = runner._Window(large, {c.name: 3 for c in large}, runner.WINDOW_BYTES)
+    w = runner._Window([runner._case_bytes(c.elements, 3) for c in large], runner.WINDOW_BYTES)
     assert w._may(0, w.budget) and not w._may(1, w.budget)  # AlexNet-sized: one case open at a time
-    w.finish(large[0])
+    w.finish(0)
     assert w._may(1, w.budget) and not w._may(2, w.budget)
 
 
@@ -211,16 +211,16 @@ def test_a_thread_the_window_stopped_goes_on_when_half_of_it_is_free():
 
     cases = [parity.case("lrn", params={"size": 3}, inputs={"x": {"shape": [2, 8, 6, 6], "dtype": "float32"}},
                          name=f"h/{i}") for i in range(8)]
-    each = runner._case_bytes(cases[0], 3)
-    w = runner._Window(cases, {c.name: 3 for c in cases}, 4 * each)  # four open cases fit
+    each = runner._case_bytes(cases[0].elements, 3)
+    w = runner._Window([each] * len(cases), 4 * each)  # four open cases fit
     assert w._may(3, w.budget) and not w._may(4, w.budget)
     entered = threading.Event()
-    t = threading.Thread(target=lambda: (w.enter(cases[4], threading.Event()), entered.set()), daemon=True)
+    t = threading.Thread(target=lambda: (w.enter(4, threading.Event()), entered.set()), daemon=True)
     t.start()
-    w.finish(cases[0])  # cases 1..4 would fit, but a stopped thread waits for half the budget
+    w.finish(0)  # cases 1..4 would fit, but a stopped thread waits for half the budget
     assert not entered.wait(0.6)
-    w.finish(cases[1])
-    w.finish(cases[2])  # cases 3..4: half the budget
+    w.finish(1)
+    w.finish(2)  # cases 3..4: half the budget
     assert entered.wait(5)
     t.join(5)
 

@@ -117,15 +117,16 @@ def renamed(hostile, tmp_path_factory):
 
     index = {_name(i, text): i for i, text in enumerate(CORPUS)}
     cases = [dataclasses.replace(c, name=CORPUS[index[c.name]]) for c in load_tree([hostile.cases_dir])]
-    runs = runner.plan(cases)
+    planner = runner.Planner()
     lines = io.StringIO()
-    progress = terminal.Progress(len(runs), lines, bar=False)
+    progress = terminal.Progress(0, lines, bar=False)
+    progress.start(planner.summary(cases))
     done = []
 
-    def on_case_done(case, results, refs, summary, arrays):
+    def on_case_done(i, case, results, refs, summary, arrays):
         done.append(report.CaseReport(case, results, refs, compare.evaluate(case, results, refs), summary))
 
-    runner.execute(cases, runs, timeout=300, on_result=progress.update, on_case_done=on_case_done)
+    runner.execute(cases, planner, timeout=300, on_result=progress.update, on_case_done=on_case_done)
     rep = report.Report(done, "2025-01-01T00:00:00+00:00", 1.0, "parity run (renamed)", report.host_info())
     assert len(rep.rows) == len(CORPUS)
     out = tmp_path_factory.mktemp("renamed")
@@ -173,6 +174,7 @@ def test_progress_lines_of_a_real_run_show_control_characters_escaped(renamed):
 
 def test_progress_lines_show_control_characters_escaped():
     from parity.report.terminal import Progress
+    from parity.runner import Plan
 
     class R:
         def __init__(self, name):
@@ -182,7 +184,7 @@ def test_progress_lines_show_control_characters_escaped():
     for bar in (False, True):
         out = io.StringIO()
         p = Progress(len(CORPUS), out, bar=bar)
-        p.start([R(text) for text in CORPUS])  # one run per case
+        p.start(Plan(len(CORPUS), len(CORPUS), lambda case: 1))  # one run per case
         for text in CORPUS:
             p.update(R(text))
         _no_raw_control(out.getvalue().replace("\r", ""), f"progress (bar={bar})")

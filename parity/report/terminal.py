@@ -184,15 +184,14 @@ class Progress:
         self.bar, self.width = bar, width
         self.cases_total = 0
         self.cases_done = 0
-        self._left: dict[str, int] = {}
+        self._runs_of = lambda case: 1
+        self._left: dict[str, int] = {}  # of the cases begun and not finished
         self._seen: dict[str, list] = {}
 
-    def start(self, runs) -> None:
-        """The planned runs (parity.run's on_start): the totals, and how many runs each case has."""
-        self.total = len(runs)
-        for r in runs:
-            self._left[r.case.name] = self._left.get(r.case.name, 0) + 1
-        self.cases_total = len(self._left)
+    def start(self, plan) -> None:
+        """What the run will make (parity.run's on_start, a runner.Plan): the totals, and how
+        many runs each case has."""
+        self.total, self.cases_total, self._runs_of = plan.runs, plan.cases, plan.runs_of
 
     def update(self, result) -> None:
         self.done += 1
@@ -208,9 +207,9 @@ class Progress:
             return
         name = result.case.name
         self._seen.setdefault(name, []).append(result)
-        left = self._left.get(name, 1) - 1
-        self._left[name] = left
-        if left > 0:
+        left = self._left.pop(name, None) or self._runs_of(result.case)
+        if left > 1:
+            self._left[name] = left - 1
             return
         self.cases_done += 1
         runs = self._seen.pop(name)

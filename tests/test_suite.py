@@ -1,0 +1,96 @@
+"""A suite held as CaseRefs (parity.load_suite, what `parity run` loads): each case file is
+checked at the start and read again when the run reaches it, so the parent holds a few hundred
+bytes a case, not the case. Real frameworks where anything runs."""
+
+from __future__ import annotations
+
+import gc
+import signal
+import tracemalloc
+
+import pandas as pd
+
+import parity
+from parity import cases as cases_
+
+from conftest import write_case
+
+
+def _suite(directory, n, frameworks="[torch]"):
+    for i in range(n):
+        write_case(directory, f"c{i:04d}", f"""
+            name: suite/{i:04d}
+            op: lrn
+            params: {{size: {3 + 2 * (i % 2)}, alpha: 1.0e-4, beta: 0.75, k: 2.0}}
+            inputs: {{x: {{shape: [1, {4 + i % 3}, 3, 3], dtype: float32, seed: {i}}}}}
+            frameworks: {frameworks}
+        """)
+    return directory
+
+
+def test_a_suite_is_held_as_references_of_a_few_hundred_bytes_a_case(tmp_path):
+    directory = _suite(tmp_path / "cases", 400)
+    cases_.load_suite([directory / "c0000.yaml"])  # the schemas and caches a first load builds
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        refs = cases_.load_suite([directory], hold_bytes=0)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+        cases = cases_.load_tree([directory])
+        gc.collect()
+        with_cases = tracemalloc.get_traced_memory()[0] - before - held
+    finally:
+        tracemalloc.stop()
+    assert len(refs) == 400 and all(r.case is None for r in refs)
+    assert held / 400 < 600, f"{held / 400:.0f} bytes a case"
+    assert with_cases > 3 * held  # what the references save
+    assert [r.open() for r in refs] == cases  # read again, the same cases
+    kept = cases_.load_suite([directory])  # by default the first case files' worth is kept
+    assert kept[0].case == cases[0] and kept[0].open() is kept[0].case
+    kept[0].release()
+    assert kept[0].case is None and kept[0].open() == cases[0]
+
+
+def test_a_suite_of_references_runs_as_its_cases_and_lets_each_go(tmp_path):
+    directory = _suite(tmp_path / "cases", 6)
+    refs = parity.load_suite(directory)
+    assert all(r.case is not None for r in refs)  # small files: kept from the check
+    by_ref = parity.run(refs, frameworks=["torch", "tensorflow"])
+    by_case = parity.run(parity.load_cases(directory), frameworks=["torch", "tensorflow"])
+    assert all(r.case is None for r in refs)  # each let go once judged
+    columns = ["case", "comparison", "output", "verdict", "max_abs", "max_ulp"]
+    pd.testing.assert_frame_equal(by_ref.to_pandas()[columns], by_case.to_pandas()[columns])
+    assert by_ref.counts() == by_case.counts() and by_ref.exit_code == 0
+
+
+def test_a_case_file_changed_during_the_run_stops_it_and_keeps_what_was_computed(tmp_path, monkeypatch, capsys):
+    """The file is checked at the start and read again when the run reaches it: if its bytes
+    changed, `parity run` stops as Ctrl-C stops it (the cases finished are stored), says so in
+    one line and exits 2."""
+    from parity import cli, runner
+
+    directory = _suite(tmp_path / "cases", 3)
+    real = cases_.load_suite
+
+    def then_edit(paths, strict=True, hold_bytes=None):
+        refs = real(paths, strict, hold_bytes=0)
+        (directory / "c0002.yaml").write_text((directory / "c0002.yaml").read_text().replace("seed: 2", "seed: 7"))
+        return refs
+
+    monkeypatch.setattr(cases_, "load_suite", then_edit)
+    monkeypatch.setattr(runner, "WINDOW_BYTES", 1)  # case by case: two are judged before the third is read
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = cli.main(["run", str(directory), "-q", "--report-dir", str(tmp_path / "reports")])
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    out, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err
+    assert f"{directory / 'c0002.yaml'}: changed since the suite was checked" in err
+    assert f"the cases finished before it are stored in {tmp_path / 'reports' / 'results'}" in err
+    stored = parity.load(tmp_path / "reports" / "results")
+    assert sorted(c.case.name for c in stored.cases) == ["suite/0000", "suite/0001"] and stored.interrupted
+    assert not (tmp_path / "reports" / "parity.html").exists()
