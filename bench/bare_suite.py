@@ -15,6 +15,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GLOG_v", "3")
+# as parity's workers run (runner.Worker._env): idle OpenMP threads sleep instead of spinning.
+# Without it this one process is slower (its torch threads spin while the other frameworks
+# compute), and a ratio to it flattered parity.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 start = time.perf_counter()
 
 from parity import frameworks  # noqa: E402

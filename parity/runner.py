@@ -270,6 +270,11 @@ class Worker:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         env.setdefault("GLOG_v", "3")
+        # OpenMP's threads sleep when a parallel region ends instead of spinning for the next:
+        # a worker waits for its next request most of the time, and its spinning threads took
+        # the CPU from the other workers (2,000 small cases: 0.74x the CPU, 0.82x the wall time,
+        # paired runs). It changes no result: only how idle threads wait.
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         env["PYTHONUNBUFFERED"] = "1"
         env.update(self.extra_env)
         return env

@@ -43,3 +43,27 @@ def test_worker_records_the_warm_up_and_environment(tmp_path):
     assert runs["tensorflow"]["worker"]["info"]["keras_backend"] == "tensorflow"
     for run in runs.values():
         assert run["worker"]["python"].startswith("3.") and run["worker"]["numpy"].startswith("2.")
+
+
+def test_a_worker_lets_idle_openmp_threads_sleep_unless_told_otherwise(monkeypatch):
+    """Each worker starts with OMP_WAIT_POLICY=PASSIVE (a worker is idle between requests most
+    of the time, and its spinning OpenMP threads took the other workers' CPU); the user's own
+    setting, or one given with --env, wins. Read from the live worker process."""
+    from pathlib import Path
+
+    from parity import runner
+
+    def policy(**kw):
+        w = runner.Worker("torch", "cpu", None, None, 120, **kw)
+        assert w.start()["status"] == "OK"
+        try:
+            environ = Path(f"/proc/{w.proc.pid}/environ").read_bytes().split(b"\0")
+        finally:
+            w.stop()
+        return [v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"OMP_WAIT_POLICY=")]
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    assert policy() == ["PASSIVE"]
+    assert policy(env={"OMP_WAIT_POLICY": "ACTIVE"}) == ["ACTIVE"]
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert policy() == ["ACTIVE"]
