@@ -115,15 +115,19 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
     them back from the store). ``pool``: workers to reuse across calls (runner.WorkerPool;
     close it when done). ``on_start(plan)`` is called before the first run starts, with a
     runner.Plan (``plan.runs``, ``plan.cases``, ``plan.runs_of(case)``: each case's runs are
-    planned only when the run reaches it), ``on_result(result)`` as each finishes, ``on_case(case_report)`` with each case
-    when all its runs are judged, in the order of the cases (parity.report.writer(DIR).add
-    writes the report files so, as the run goes). ``keep_cases=False``: the Report keeps no
-    case (``cases`` is empty; its counts, hosts, versions and exit_code still hold), so that a
-    suite of any size costs the memory of its largest case; hand the cases to ``on_case``.
+    planned only when the run reaches it), ``on_result(result)`` as each finishes,
+    ``on_case(case_report)`` with each case when all its runs are judged, in the order of the
+    cases (parity.report.writer(DIR).add writes the report files so, as the run goes).
+    ``keep_cases=False``: the Report keeps no case (``cases`` is empty; its counts, hosts,
+    versions and exit_code still hold), so that a suite of any size costs the memory of its
+    largest case; hand the cases to ``on_case``. Case files are loaded as CaseRefs
+    (load_suite), each read again when the run reaches it.
 
     Ctrl-C (KeyboardInterrupt) stops the run: the Report holds the cases finished so far,
     with ``interrupted`` and ``stopped`` set (exit_code 130), and the store is written with
-    them. Any other failure leaves an existing store in place (parity.store.Writer.abandon)."""
+    them. A case file changed since it was checked stops the run the same way and raises
+    parity.cases.CaseChanged (an InputError) after the store is written. Any other failure
+    leaves an existing store in place (parity.store.Writer.abandon)."""
     from parity import fsutil
 
     cases = _cases(cases_or_paths, lazy=True)
