@@ -1050,14 +1050,14 @@ def _walk(paths: list[Path], strict: bool):
     for file, root in find_files(paths):
         try:
             raw = yamlio.read(file)
-            case = load_case(file, root, strict, raw)
+            loaded = load_case(file, root, strict, raw)
         except CaseErrors as exc:
             errors += exc.errors
             continue
         except CaseError as exc:
             errors.append(exc)
             continue
-        for index, case in enumerate(expand_dtypes(case)):
+        for index, case in enumerate(expand_dtypes(loaded)):
             if case.name in seen:
                 errors.append(CaseError(file, case.line, "name", f"duplicate case name {case.name!r} "
                                                                  f"(also in {seen[case.name]})"))
@@ -1077,6 +1077,13 @@ HOLD_BYTES = 1 << 19
 
 class CaseChanged(InputError):
     """A case file changed (or went) between the check of the suite and the run reaching it."""
+
+
+def _file_digest(raw: bytes) -> bytes:
+    """What a CaseRef keeps of its file's bytes, to know them again."""
+    import hashlib
+
+    return hashlib.blake2b(raw, digest_size=16).digest()
 
 
 @dataclass(slots=True, eq=False)
@@ -1100,15 +1107,13 @@ class CaseRef:
     def open(self) -> Case:
         """The case, read again from its file if it was let go; CaseChanged if the file's bytes
         are not those that were checked."""
-        import hashlib
-
         if self.case is not None:
             return self.case
         try:
             raw = yamlio.read(Path(self.file))
         except CaseError as exc:
             raise CaseChanged(f"{self.file}: changed since the suite was checked: {exc.message}") from None
-        if hashlib.blake2b(raw, digest_size=16).digest() != self.sha:
+        if _file_digest(raw) != self.sha:
             raise CaseChanged(f"{self.file}: changed since the suite was checked (at the start of the run); run it "
                               f"again")
         return expand_dtypes(load_case(Path(self.file), self.root, False, raw))[self.index]
@@ -1121,15 +1126,13 @@ def load_suite(paths: list[Path], strict: bool = True, hold_bytes: int | None = 
     """Every case under ``paths``, checked as load_tree checks them (every problem raised
     together), as a CaseRef each: a suite of any length held in a few hundred bytes a case
     (and the first ``hold_bytes`` of case files, HOLD_BYTES by default, as Case objects)."""
-    import hashlib
-
     hold_bytes = HOLD_BYTES if hold_bytes is None else hold_bytes
     out: list[CaseRef] = []
     held, sha = 0, b""
     shared: dict = {}  # one object for the many equal roots, device and framework tuples
     for case, file, root, index, raw in _walk(paths, strict):
         if index == 0:
-            sha = hashlib.blake2b(raw, digest_size=16).digest()
+            sha = _file_digest(raw)
         keep = held + len(raw) <= hold_bytes
         held += len(raw) if keep else 0
         out.append(CaseRef(case.name, str(file), shared.setdefault(root, root), index, sha, case.op.name,

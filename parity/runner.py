@@ -11,6 +11,7 @@ parent never imports a deep-learning framework.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import queue
 import select
@@ -635,7 +636,7 @@ def execute(items: list, planner: Planner | None = None, *, timeout: float = DEF
                 if run.planned_status is not None or _run_key(run) != key:
                     continue
                 try:
-                    events.put(("result", i, _run_one(worker, run, lambda: cases.arrays(st), timeout)))
+                    events.put(("result", i, _run_one(worker, run, functools.partial(cases.arrays, st), timeout)))
                 except Exception as exc:  # noqa: BLE001 - a harness bug must not hang the session
                     events.put(("result", i, _failed(run, ERROR, f"harness error: {type(exc).__name__}: {exc}")))
 
