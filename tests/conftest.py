@@ -70,6 +70,21 @@ def run_cli(*args, report_dir: Path | None = None, env: dict | None = None, cwd:
     return CliResult(p.returncode, p.stdout, p.stderr, report_dir or ROOT / "reports")
 
 
+def cli_in_process(*args) -> int:
+    """parity's command line in this process (for a test that patches parity's own code), its
+    exit status; the SIGINT and SIGTERM handlers `parity run` installs are put back after."""
+    import signal
+
+    from parity import cli
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return cli.main([str(a) for a in args])
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+
+
 def write_case(directory: Path, name: str, text: str) -> Path:
     path = directory / f"{name}.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)

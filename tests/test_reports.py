@@ -10,7 +10,7 @@ import pytest
 
 from parity.report.terminal import Progress
 
-from conftest import ROOT, run_cli, write_case
+from conftest import ROOT, cli_in_process, run_cli, write_case
 
 
 @pytest.fixture(scope="module")
@@ -178,10 +178,7 @@ def test_parity_run_whose_reports_cannot_be_written_says_so_and_keeps_its_result
     """The CLI as a user meets a full disk in the report directory: one line that says it,
     exit status 2, the results store whole (and named), no report file and no temporary
     file left."""
-    import signal
-
     import parity
-    from parity import cli
     from parity.report import junit
 
     case = write_case(tmp_path / "cases", "tiny", """
@@ -196,12 +193,7 @@ def test_parity_run_whose_reports_cannot_be_written_says_so_and_keeps_its_result
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(junit.Sink, "add", full)
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        code = cli.main(["run", str(case), "-q", "--report-dir", str(tmp_path / "reports")])
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
+    code = cli_in_process("run", case, "-q", "--report-dir", tmp_path / "reports")
     out, err = capsys.readouterr()
     assert code == 2 and "No space left on device" in err and "Traceback" not in err
     assert f"results: {tmp_path / 'reports' / 'results'} (written; the report files were not)" in out

@@ -4,7 +4,6 @@ bytes a case, not the case. Real frameworks where anything runs."""
 
 from __future__ import annotations
 
-import signal
 import sys
 
 import pandas as pd
@@ -12,7 +11,7 @@ import pandas as pd
 import parity
 from parity import cases as cases_
 
-from conftest import write_case
+from conftest import cli_in_process, write_case
 
 
 def _suite(directory, n, frameworks="[torch]"):
@@ -64,7 +63,7 @@ def test_a_case_file_changed_during_the_run_stops_it_and_keeps_what_was_computed
     """The file is checked at the start and read again when the run reaches it: if its bytes
     changed, `parity run` stops as Ctrl-C stops it (the cases finished are stored), says so in
     one line and exits 2."""
-    from parity import cli, runner
+    from parity import runner
 
     directory = _suite(tmp_path / "cases", 3)
     real = cases_.load_suite
@@ -76,13 +75,8 @@ def test_a_case_file_changed_during_the_run_stops_it_and_keeps_what_was_computed
 
     monkeypatch.setattr(cases_, "load_suite", then_edit)
     monkeypatch.setattr(runner, "WINDOW_BYTES", 1)  # case by case: two are judged before the third is read
-    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        code = cli.main(["run", str(directory), "-q", "--report-dir", str(tmp_path / "reports")])
-    finally:
-        for s, h in handlers.items():
-            signal.signal(s, h)
-    out, err = capsys.readouterr()
+    code = cli_in_process("run", directory, "-q", "--report-dir", tmp_path / "reports")
+    _, err = capsys.readouterr()
     assert code == 2 and "Traceback" not in err
     assert f"{directory / 'c0002.yaml'}: changed since the suite was checked" in err
     assert f"the cases finished before it are stored in {tmp_path / 'reports' / 'results'}" in err
