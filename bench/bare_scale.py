@@ -30,6 +30,8 @@ import tensorflow as tf  # noqa: E402
 import torch  # noqa: E402
 
 ms.set_context(mode=ms.PYNATIVE_MODE)
+# as parity's mindspore worker runs (frameworks/mindspore.py): kernels launched synchronously
+ms.runtime.launch_blocking()
 imported = time.perf_counter()
 TOL = 16 * 2.0**-23
 

@@ -116,7 +116,7 @@ def test_undeclared_error_is_1_and_declared_error_is_0(tmp_path):
     declared = text + """
         known:
           - framework: mindspore
-            error: Unknown Error
+            error: could not execute a primitive
             reason: mindspore 2.10 CPU LRN, 16 channels, depth_radius 2
     """
     r = run(tmp_path, declared)

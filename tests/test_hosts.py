@@ -82,6 +82,8 @@ def test_workers_record_the_build_facts_that_change_numerics(own):
                                                "avx512_core_vnni", "avx512_core_bf16", "avx10_1_512",
                                                "avx10_1_512_amx", "avx10_1_512_amx_fp16")
     assert info["mindspore"]["commit"] and info["mindspore"]["runtime_num_threads"] >= 1
+    # mindspore's kernels are launched synchronously, as read back from its runtime config
+    assert info["mindspore"]["launch_blocking"] is True
 
 
 def test_numeric_environment_variables_are_recorded(tmp_path):

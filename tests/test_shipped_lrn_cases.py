@@ -54,7 +54,9 @@ def test_exact_mapping_passes_everywhere(suite):
 def test_alexnet_96_channels_mindspore_error_is_declared(suite):
     row = suite.row("lrn/alexnet-96-channels", "mindspore vs reference")
     assert row["verdict"] == "ERROR" and row["declared"] and row["ok"]
-    assert "Unknown Error" in row["message"]
+    # oneDNN's message: the worker launches mindspore's kernels synchronously (an asynchronous
+    # launch reported "Unknown Error!" at the synchronize; known[1] keeps that for old stores)
+    assert "could not execute a primitive" in row["message"]
     assert suite.row("lrn/alexnet-96-channels", "torch vs tensorflow")["verdict"] == "PASS"
 
 
