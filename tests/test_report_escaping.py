@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import xml.etree.ElementTree as ET
 
@@ -299,6 +300,32 @@ def _tables(md: str) -> list[list[list[str]]]:
         assert all(re.fullmatch(r"\s*-{3,}\s*", c) for c in t[1]), t[1]
         assert len({len(row) for row in t}) == 1, t
     return tables
+
+
+def test_csv_lines_are_the_ones_pandas_writes_for_the_table(hostile):
+    """parity.csv is written by the csv module, cell by cell; its text is the one pandas writes
+    for Report.to_pandas' table with the text cells escaped (what it was made with before),
+    for hostile text, numbers that are NaN, inf, -0.0, tiny or huge, and missing values."""
+    import dataclasses
+
+    import parity
+    from parity.cases import load_tree
+    from parity.report import frame
+    from parity.report.csv import _cell, render
+
+    rep = parity.run(load_tree([hostile.cases_dir]), frameworks=["torch"])
+    odd = [math.nan, math.inf, -math.inf, -0.0, 5e-324, 1.7976931348623157e308, 1e16, 1e-5, 0.1, 2.0]
+    for i, row in enumerate(rep.rows):
+        v = odd[i % len(odd)]
+        row.metrics = dataclasses.replace(row.metrics, max_abs=v, max_rel=odd[(i + 1) % len(odd)], max_ulp=None,
+                                          worst_a=odd[(i + 2) % len(odd)], bound_ratio=None if i % 2 else v)
+        row.semantic_max_abs = None if i % 3 else v
+        row.notes = ["a \"quoted\", comma", "=1+1"] if i % 2 else []
+    df = frame(rep.rows)
+    for col in df.columns:
+        if df[col].dtype == object or str(df[col].dtype) in ("str", "string"):
+            df[col] = df[col].map(_cell, na_action="ignore")
+    assert render(rep) == df.to_csv(index=False, lineterminator="\n")
 
 
 def test_markdown_table_cells_stay_cells_and_text_stays_text(reports):

@@ -103,20 +103,17 @@ def _files(d):
     return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
 
 
-def test_reports_written_in_two_processes_or_one_and_in_pieces_are_the_same_files(run, tmp_path, monkeypatch):
-    """write_all's forked writer (large reports) and the CSV's pieces change nothing in the files."""
+def test_reports_written_in_two_processes_or_one_are_the_same_files(run, tmp_path):
+    """write_all's forked writer (large reports) changes nothing in the files."""
     import parity
     from parity import report
-    from parity.report import csv as csv_report
 
     rep = parity.load(run.report_dir / "results")
     one = report.write_all(rep, tmp_path / "one", parallel=False)
     two = report.write_all(rep, tmp_path / "two", parallel=True)
     assert [p.name for p in one] == [p.name for p in two] == ["parity.csv", "parity.html", "parity.json",
                                                              "parity.junit.xml", "parity.md"]
-    monkeypatch.setattr(csv_report, "PIECE", 2)  # a piece per two comparisons: the header once, the same lines
-    report.write_all(rep, tmp_path / "pieces", parallel=False)
-    assert _files(tmp_path / "one") == _files(tmp_path / "two") == _files(tmp_path / "pieces")
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
     assert len(rep.rows) > 2
 
 

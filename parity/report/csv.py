@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from parity.report import Report, record, table
+import csv as _csv
+
+from parity.report import Report, record
 from parity.report.escape import csv_cell
 from parity.report.stream import Sink as _Sink
 
@@ -17,9 +19,12 @@ COLUMNS = (
 )
 
 
-#: comparisons per piece: each piece is a pandas frame written by pandas and freed (its
-#: records, about 2 KB each, are what the CSV holds while a suite runs)
-PIECE = 2048
+#: the columns written as float64 numbers (repr: the shortest text that reads back the same;
+#: empty for none or NaN), integers and booleans, as parity.report.table types them
+_FLOATS = frozenset(("max_abs", "max_rel", "mean_abs", "max_ulp", "mismatch_fraction", "min_atol", "atol", "rtol",
+                     "worst_a", "worst_b", "bound_ratio", "semantic_max_abs"))
+_INTS = frozenset(("mismatches", "elements", "nonfinite_mismatches"))
+_BOOLS = frozenset(("ok", "declared"))
 
 
 def render(report: Report) -> str:
@@ -29,45 +34,62 @@ def render(report: Report) -> str:
 
 class Sink(_Sink):
     """A header line (also when there is no comparison, as after an early interrupt), then one
-    line per comparison, spooled as the cases arrive: each piece of PIECE comparisons or more
-    a parity.report.table (the table of Report.to_pandas) written by pandas. Text cells are
-    escaped against formula injection (escape.csv_cell); numbers are written as numbers (an
-    empty cell: none, or NaN, as null in parity.json)."""
+    line per comparison, spooled as the cases arrive by the csv module. The cells are those
+    pandas writes for parity.report.table (the table of Report.to_pandas); tests check the
+    two agree. Text cells are escaped against formula injection (escape.csv_cell); numbers
+    are written as numbers (an empty cell: none, or NaN, as null in parity.json)."""
 
     name = "parity.csv"
 
     def __init__(self, spool_dir):
         super().__init__(spool_dir)
         self.body = self.spool()
-        self.records: list[dict] = []
-        self.header = True
+        # made at the first case, not here: a Writer's sinks are made before write_set forks, and
+        # text buffered before the fork would be written by both processes
+        self.out = None
+        self.cells: dict[str, str] = {}  # short text -> its escaped cell: names and labels repeat
+
+    def _writer(self):
+        if self.out is None:
+            self.out = _csv.writer(self.body.file, lineterminator="\n")
+            self.out.writerow(COLUMNS)
+        return self.out
 
     def add(self, c, tally) -> None:
-        self.records += [record(r) for r in c.rows]
-        if len(self.records) >= PIECE:
-            self._piece()
+        self._writer().writerows([self._line(record(r)) for r in c.rows])
 
     def finish(self, out, report, tally) -> None:
-        if self.records or self.header:
-            self._piece()
+        self._writer()
         self.body.copy_to(out)
 
-    def _piece(self) -> None:
-        df = table(self.records)
-        self.records = []
-        for col in df.columns:
-            if df[col].dtype == object or str(df[col].dtype) in ("str", "string"):
-                # each distinct value escaped once (a column repeats a few values: names, labels,
-                # verdicts); a column with nothing to escape, the usual case, is left as it is
-                try:
-                    escaped = {v: _cell(v) for v in df[col].dropna().unique()}
-                except TypeError:  # lists (worst_index) are not hashable
-                    df[col] = df[col].map(_cell, na_action="ignore")
-                    continue
-                if any(e != v for v, e in escaped.items()):
-                    df[col] = df[col].map(escaped, na_action="ignore")
-        self.body.write(df.to_csv(index=False, header=self.header, lineterminator="\n"), sep="")
-        self.header = False
+    def _line(self, rec: dict) -> list:
+        line = []
+        cells = self.cells
+        for col in COLUMNS:
+            v = rec[col]
+            if v is None:
+                line.append("")
+            elif col in _FLOATS:
+                v = float(v)
+                line.append("" if v != v else repr(v))
+            elif col in _INTS:
+                line.append(int(v))
+            elif col in _BOOLS:
+                line.append(bool(v))
+            elif isinstance(v, str):
+                cell = cells.get(v)
+                if cell is None:
+                    cell = _cell(v)
+                    if len(v) <= 256:  # names, labels, verdicts; not every long message
+                        if len(cells) >= 4096:
+                            cells.clear()
+                        cells[v] = cell
+                line.append(cell)
+            else:
+                line.append(_cell(v))
+        return line
+
+
 def _cell(value):
     if isinstance(value, (list, tuple)):
         return csv_cell(" ".join(map(str, value)))
