@@ -91,6 +91,12 @@ def _max_ulp(a: np.ndarray, b: np.ndarray, dtype: str, sel: np.ndarray | None = 
     """max ulp distance of two finite chunks, over the elements ``sel`` selects (all without
     it; None when it selects none). Where the signs agree the distance is the difference of
     the raw bit patterns; the (rare) elements of opposite signs take the exact path."""
+    with np.errstate(over="ignore"):  # a float64 reference beyond the dtype's range rounds to inf
+        return _max_ulp_quiet(a, b, dtype, sel)
+
+
+def _max_ulp_quiet(a, b, dtype: str, sel) -> float | None:
+    """_max_ulp, for a caller that has set NumPy's error state (overflow ignored)."""
     if sel is not None:
         if not sel.any():
             return None
@@ -100,9 +106,8 @@ def _max_ulp(a: np.ndarray, b: np.ndarray, dtype: str, sel: np.ndarray | None = 
     if dt.itemsize == 8:
         return float(ulp_distance(a, b, dtype).max())
     ints = _INT_OF[dt.itemsize]
-    with np.errstate(over="ignore"):  # a float64 reference beyond the dtype's range rounds to inf
-        ia = a.astype(dt, copy=False).view(ints)
-        ib = b.astype(dt, copy=False).view(ints)
+    ia = a.astype(dt, copy=False).view(ints)
+    ib = b.astype(dt, copy=False).view(ints)
     opposite = np.bitwise_xor(ia, ib) < 0
     if not opposite.any():  # the usual case: bit patterns of one sign, whose difference fits their width
         diff = np.subtract(ia, ib)
@@ -140,32 +145,34 @@ def _exponent_counts(diff: np.ndarray) -> np.ndarray:
     return np.bincount((diff.view(np.uint64) >> np.uint64(52)).astype(np.intp), minlength=2048)
 
 
-@np.errstate(over="ignore")  # sums of huge finite differences may overflow: the general path handles them
 def _chunk(a, b, bound, dtype, atol, rtol, detail: bool = False) -> _Part:
-    a64 = a.astype(np.float64, copy=False)
-    b64 = b.astype(np.float64, copy=False)
-    with np.errstate(invalid="ignore", over="ignore"):
+    # one error state for the whole chunk (each errstate costs about a microsecond, a small
+    # chunk's arithmetic a few): the sum of huge finite differences may overflow (the general
+    # path handles it), a float64 reference beyond the dtype's range rounds to inf, 0/0 (both
+    # sides zero) is NaN and ignored by fmax, d/0 is inf
+    with np.errstate(all="ignore"):
+        a64 = a.astype(np.float64, copy=False)
+        b64 = b.astype(np.float64, copy=False)
         diff = np.subtract(a64, b64)
-    np.abs(diff, out=diff)
-    total = float(diff.sum())  # not finite iff some difference is NaN/Inf (or the sum overflows)
-    if not math.isfinite(total) or (bound is not None and not math.isfinite(float(bound.sum()))):
-        return _chunk_general(a64, b64, bound, dtype, atol, rtol, detail)
-    scale = np.abs(a64)
-    np.maximum(scale, np.abs(b64), out=scale)
-    threshold = ulp_threshold(atol, rtol)
-    ulp = _max_ulp(a, b, dtype, None if threshold == 0 else scale >= threshold)
-    work = np.multiply(scale, rtol)
-    np.subtract(diff, work, out=work)  # excess over the relative part: > atol is a mismatch
-    max_excess = float(work.max())
-    mismatches = int(np.count_nonzero(work > atol)) if max_excess > atol else 0
-    with np.errstate(invalid="ignore", divide="ignore"):
+        np.abs(diff, out=diff)
+        total = float(diff.sum())  # not finite iff some difference is NaN/Inf (or the sum overflows)
+        if not math.isfinite(total) or (bound is not None and not math.isfinite(float(bound.sum()))):
+            return _chunk_general(a64, b64, bound, dtype, atol, rtol, detail)
+        scale = np.abs(a64)
+        np.maximum(scale, np.abs(b64), out=scale)
+        threshold = ulp_threshold(atol, rtol)
+        ulp = _max_ulp_quiet(a, b, dtype, None if threshold == 0 else scale >= threshold)
+        work = np.multiply(scale, rtol)
+        np.subtract(diff, work, out=work)  # excess over the relative part: > atol is a mismatch
+        max_excess = float(work.max())
+        mismatches = int(np.count_nonzero(work > atol)) if max_excess > atol else 0
         np.divide(diff, scale, out=work)  # 0/0 (both zero) is NaN and ignored by fmax
         max_rel = float(np.fmax.reduce(work))
         ratio = None
         if bound is not None:
             np.divide(diff, bound, out=work)  # d/0 = inf: a difference where rounding allows none
             ratio = float(np.fmax.reduce(work))
-    worst = int(np.argmax(diff))
+    worst = int(diff.argmax())
     if ratio is not None and math.isnan(ratio):  # every difference 0 where the bound is 0
         ratio = 0.0
     return _Part(float(diff[worst]), worst, total, 0.0 if math.isnan(max_rel) else max_rel, ulp,
@@ -270,8 +277,11 @@ def metrics(a: np.ndarray, b: np.ndarray, dtype: str, atol: float, rtol: float,
         bound = np.asarray(bound, np.float64)
         bound = (bound if bound.shape == shape else np.broadcast_to(bound, shape)).reshape(-1)
     chunks = parallel.spans(n, CHUNK)
-    parts = parallel.run(lambda sl: _chunk(a[sl], b[sl], None if bound is None else bound[sl], dtype, atol, rtol,
-                                           detail), chunks)
+    if len(chunks) == 1:  # a small array: no slicing, no pool
+        parts = [_chunk(a, b, bound, dtype, atol, rtol, detail)]
+    else:
+        parts = parallel.run(lambda sl: _chunk(a[sl], b[sl], None if bound is None else bound[sl], dtype, atol,
+                                               rtol, detail), chunks)
     k = max(range(len(parts)), key=lambda i: parts[i].max_abs)
     worst = chunks[k].start + parts[k].argmax
     ratios = [p.ratio for p in parts if p.ratio is not None]
