@@ -198,6 +198,30 @@ class Form:
         return ", ".join(f"{label} {value}" for _, label, value in self.fields())
 
 
+#: how many form_from_native answers are remembered (then all are forgotten at once)
+FORMS_KEPT = 4096
+_FORMS: dict = {}
+
+
+class _NoKey(Exception):
+    pass
+
+
+def _frozen(value):
+    """A hashable key for a parameter value that tells its type apart: 1, 1.0 and True are
+    three keys, and so are 0.0 and -0.0 (a form may show them differently). A value of any
+    other type raises _NoKey."""
+    if type(value) is float:
+        return ("float", value, math.copysign(1.0, value))
+    if value is None or type(value) in (bool, int, str):
+        return (type(value).__name__, value)
+    if isinstance(value, Mapping):
+        return ("d",) + tuple((k, _frozen(v)) for k, v in value.items())
+    if type(value) in (list, tuple):
+        return (type(value).__name__,) + tuple(_frozen(v) for v in value)
+    raise _NoKey
+
+
 def _show(_form, value) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
@@ -264,9 +288,23 @@ class Op:
                          spelling: str | None = None, dtype: str = "float32") -> Form:
         """Canonical form of a framework's call. ``spelling`` matters where two spellings
         of one framework take the same parameters but compute different things; ``dtype``
-        where a default depends on it (torch RMSNorm's eps=None)."""
-        b = self.backend(framework)
-        return b.to_form(self.with_defaults(b.schema, native), shapes, spelling, dtype)
+        where a default depends on it (torch RMSNorm's eps=None).
+
+        Remembered (the last FORMS_KEPT calls' arguments, values with their types): a suite
+        of many cases asks for a few forms thousands of times, and a form is a frozen value."""
+        try:
+            key = (id(self), framework, _frozen(native), _frozen(shapes), spelling, dtype)
+        except _NoKey:  # a value of another type (a NumPy scalar): not remembered
+            key = None
+        form = _FORMS.get(key) if key is not None else None
+        if form is None:
+            b = self.backend(framework)
+            form = b.to_form(self.with_defaults(b.schema, native), shapes, spelling, dtype)
+            if key is not None:
+                if len(_FORMS) >= FORMS_KEPT:
+                    _FORMS.clear()
+                _FORMS[key] = form
+        return form
 
     def native_from_form(self, framework: str, form: Form, shapes: dict | None = None) -> dict:
         """The framework's native params computing exactly ``form``; NoExactMapping (with the
