@@ -12,6 +12,8 @@ for a one-line error naming the file.
 from __future__ import annotations
 
 import ast
+import contextlib
+import io
 import math
 import os
 from dataclasses import dataclass
@@ -144,3 +146,80 @@ def load(path: Path, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
             return arr
     except OSError as exc:
         raise NpyError(f"unreadable: {exc.strerror or exc}") from None
+
+
+#: .npy headers already made, by (dtype, shape): text numpy's own writer gave for such an array
+_MADE: dict[tuple, bytes] = {}
+
+
+def _header(arr: np.ndarray) -> bytes | None:
+    """The .npy header np.save gives ``arr`` (made once per dtype and shape, by numpy's own
+    header writer), for a C-ordered array of a plain dtype; None for another array."""
+    if not arr.flags.c_contiguous or arr.dtype.hasobject:
+        return None
+    key = (arr.dtype.str, arr.shape)
+    head = _MADE.get(key)
+    if head is None:
+        buf = io.BytesIO()
+        try:  # np.save writes format 1.0 whenever its header fits (and a plain dtype's always does)
+            np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(arr))
+        except ValueError:  # a header too long for 1.0: numpy's writer chooses
+            return None
+        head = buf.getvalue()
+        if len(_MADE) >= 1024:
+            _MADE.clear()
+        _MADE[key] = head
+    return head
+
+
+def to_bytes(arr: np.ndarray) -> bytes:
+    """The .npy bytes of ``arr``, as ``np.save`` writes them (allow_pickle=False)."""
+    arr = np.asarray(arr)
+    head = _header(arr)
+    if head is None:
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, arr, allow_pickle=False)
+        return buf.getvalue()
+    return head + arr.tobytes()
+
+
+def save(path: Path, arr: np.ndarray) -> None:
+    """``np.save(path, arr, allow_pickle=False)``: the same bytes, with _header's headers and
+    no copy of the data. A write that fails (a full disk) removes what it wrote, so that the
+    space is there again for what the caller does next (keeping the cases already finished)."""
+    arr = np.asarray(arr)
+    head = _header(arr)
+    try:
+        with open(path, "wb") as f:
+            if head is None:
+                np.lib.format.write_array(f, arr, allow_pickle=False)
+            else:
+                f.write(head)
+                if arr.nbytes:
+                    f.write(memoryview(arr.reshape(-1)).cast("B"))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        raise
+
+
+def from_bytes(data: bytes, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
+    """The array of .npy bytes, checked as ``check`` checks a file (a writable copy)."""
+    f = io.BytesIO(data)
+    magic = f.read(8)
+    if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
+        raise NpyError("not a .npy file (no NumPy magic string)")
+    major, minor = magic[6], magic[7]
+    if (major, minor) not in ((1, 0), (2, 0), (3, 0)):
+        raise NpyError(f"unknown .npy format version {major}.{minor} (known: 1.0, 2.0, 3.0)")
+    width = 2 if major == 1 else 4
+    length = int.from_bytes(data[8:8 + width], "little")
+    if len(data) < 8 + width + length or length > _MAX_HEADER:
+        raise NpyError("truncated header" if length <= _MAX_HEADER else f"header of {length} bytes")
+    text = data[8 + width:8 + width + length].decode("utf-8" if major == 3 else "latin1", errors="replace")
+    h = _parse(text, 8 + width + length, max_elements)
+    nbytes = h.size * h.dtype.itemsize
+    if len(data) != h.offset + nbytes:
+        raise NpyError(f"the header declares {nbytes} bytes of data, there are {len(data) - h.offset}")
+    arr = np.frombuffer(data, h.dtype, h.size, h.offset).reshape(h.shape, order="F" if h.fortran_order else "C")
+    return arr.copy(order="K")

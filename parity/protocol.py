@@ -12,32 +12,34 @@ bfloat16 arrays (ml_dtypes) travel as their uint16 bit patterns.
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 
 import numpy as np
+
+from parity import npyio
 
 _BF16 = "bfloat16"
 #: the request array holding the upstream gradient of a case with ``grad:`` (cases.Case.upstream)
 UPSTREAM = "upstream"
 
 
-class ProtocolError(Exception):
-    pass
+class ProtocolError(ValueError):
+    """A message that is not what the protocol says (the runner treats it as a dead worker)."""
 
 
 def _encode(arr: np.ndarray) -> tuple[bytes, str | None]:
     tag = None
     if arr.dtype.name == _BF16:
         arr, tag = arr.view(np.uint16), _BF16
-    buf = io.BytesIO()
-    np.lib.format.write_array(buf, arr, allow_pickle=False)
-    return buf.getvalue(), tag
+    return npyio.to_bytes(arr), tag
 
 
 def _decode(data: bytes, tag: str | None) -> np.ndarray:
-    arr = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
+    try:
+        arr = npyio.from_bytes(data)
+    except npyio.NpyError as exc:
+        raise ProtocolError(f"an array that is not .npy data parity reads: {exc}") from None
     if tag == _BF16:
         import ml_dtypes
 

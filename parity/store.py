@@ -85,9 +85,9 @@ def _save_npy(path: Path, arr: np.ndarray) -> None:
     a mkdir, even of one that exists, costs as much as writing a small array)."""
     arr = np.asarray(arr)
     if arr.dtype.name == "bfloat16":  # .npy has no bfloat16: keep the bits
-        np.save(path.with_suffix(".bf16.npy"), arr.view(np.uint16), allow_pickle=False)
+        npyio.save(path.with_suffix(".bf16.npy"), arr.view(np.uint16))
     else:
-        np.save(path, arr, allow_pickle=False)
+        npyio.save(path, arr)
 
 
 def _load_npy(path: Path) -> np.ndarray:

@@ -66,5 +66,55 @@ def test_protocol_refuses_pickles():
 
     head = json.dumps({"arrays": ["x"], "tags": {}}).encode()
     data = struct.pack(">I", len(head)) + head + struct.pack(">Q", len(blob)) + blob
-    with pytest.raises(ValueError, match="allow_pickle"):
+    with pytest.raises(protocol.ProtocolError, match="dtype object is not supported"):  # never unpickled
         protocol.read(protocol.stream_reader(io.BytesIO(data)))
+    assert issubclass(protocol.ProtocolError, ValueError)  # the runner's "the worker died" for a garbled answer
+
+
+ARRAYS = [np.arange(24, dtype=np.float32).reshape(2, 3, 4), np.asfortranarray(np.ones((3, 4))),
+          np.zeros((0, 3), np.int8), np.array(3.5), np.ones((2, 2), bool)[:, :1], np.arange(5, dtype=">i4"),
+          np.ones((1,) * 32, np.float16), np.arange(6, dtype=np.uint16).view(ml_dtypes.bfloat16).view(np.uint16)]
+
+
+@pytest.mark.parametrize("arr", ARRAYS, ids=lambda a: f"{a.dtype.str}{a.shape}")
+def test_npy_bytes_are_numpys_and_read_back(arr, tmp_path):
+    """The wire and the store write .npy with headers made once per dtype and shape: the bytes
+    np.save writes, twice in a row (the second from the remembered header), read back the same."""
+    from parity import npyio
+
+    ref = io.BytesIO()
+    np.save(ref, arr, allow_pickle=False)
+    assert npyio.to_bytes(arr) == npyio.to_bytes(arr) == ref.getvalue()
+    npyio.save(tmp_path / "a.npy", arr)
+    assert (tmp_path / "a.npy").read_bytes() == ref.getvalue()
+    back = npyio.from_bytes(ref.getvalue())
+    assert back.dtype == arr.dtype and back.shape == arr.shape and np.array_equal(back, arr) and back.flags.writeable
+
+
+def test_npy_bytes_that_do_not_match_their_header_are_refused():
+    from parity import npyio
+
+    data = npyio.to_bytes(np.ones((2, 3), np.float32))
+    for bad, said in ((data[:-1], "declares 24 bytes of data, there are 23"), (data + b"x", "there are 25"),
+                      (b"junk" * 4, "no NumPy magic"), (data[:9], "truncated header")):
+        with pytest.raises(npyio.NpyError, match=said):
+            npyio.from_bytes(bad)
+
+
+def test_a_failed_save_removes_what_it_wrote(tmp_path, monkeypatch):
+    """A full disk in the middle of an array: the partial file goes, so that the space is free
+    for keeping the cases already finished (store._salvage)."""
+    import builtins
+
+    from parity import npyio
+
+    class Full(io.FileIO):
+        def write(self, b):
+            super().write(bytes(b)[:10])
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(builtins, "open", lambda path, mode="r", *a, **k: Full(path, mode.replace("b", "")))
+    with pytest.raises(OSError, match="No space"):
+        npyio.save(tmp_path / "a.npy", np.ones((100, 100)))
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
