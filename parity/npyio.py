@@ -58,8 +58,9 @@ def check(path: Path, max_elements: int = MAX_ELEMENTS) -> Header:
         raise NpyError(f"unreadable: {exc.strerror or exc}") from None
 
 
-def _checked(f, max_elements: int) -> Header:
-    """The header of the open file ``f`` (read up to the data), checked against its size."""
+def _checked(f, max_elements: int, size_on_disk: int | None = None) -> Header:
+    """The header of the open file ``f`` (read up to the data), checked against its size (the
+    file's, or ``size_on_disk`` for bytes in memory)."""
     magic = f.read(8)
     if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
         raise NpyError("not a .npy file (no NumPy magic string)")
@@ -76,7 +77,8 @@ def _checked(f, max_elements: int) -> Header:
     text = f.read(length)
     if len(text) < length:
         raise NpyError("truncated header")
-    size_on_disk = os.fstat(f.fileno()).st_size
+    if size_on_disk is None:
+        size_on_disk = os.fstat(f.fileno()).st_size
     header = _parse(text.decode("utf-8" if major == 3 else "latin1", errors="replace"), 8 + width + length,
                     max_elements)
     expected = header.offset + header.size * header.dtype.itemsize
@@ -205,21 +207,6 @@ def save(path: Path, arr: np.ndarray) -> None:
 
 def from_bytes(data: bytes, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     """The array of .npy bytes, checked as ``check`` checks a file (a writable copy)."""
-    f = io.BytesIO(data)
-    magic = f.read(8)
-    if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
-        raise NpyError("not a .npy file (no NumPy magic string)")
-    major, minor = magic[6], magic[7]
-    if (major, minor) not in ((1, 0), (2, 0), (3, 0)):
-        raise NpyError(f"unknown .npy format version {major}.{minor} (known: 1.0, 2.0, 3.0)")
-    width = 2 if major == 1 else 4
-    length = int.from_bytes(data[8:8 + width], "little")
-    if len(data) < 8 + width + length or length > _MAX_HEADER:
-        raise NpyError("truncated header" if length <= _MAX_HEADER else f"header of {length} bytes")
-    text = data[8 + width:8 + width + length].decode("utf-8" if major == 3 else "latin1", errors="replace")
-    h = _parse(text, 8 + width + length, max_elements)
-    nbytes = h.size * h.dtype.itemsize
-    if len(data) != h.offset + nbytes:
-        raise NpyError(f"the header declares {nbytes} bytes of data, there are {len(data) - h.offset}")
+    h = _checked(io.BytesIO(data), max_elements, len(data))
     arr = np.frombuffer(data, h.dtype, h.size, h.offset).reshape(h.shape, order="F" if h.fortran_order else "C")
     return arr.copy(order="K")
