@@ -513,6 +513,7 @@ class _Window:
         self.oldest = 0
         self.finished: set[int] = set()
         self.cond = threading.Condition()
+        self.waiting: list[int] = []  # the cases threads wait here to begin
 
     def _may(self, i: int, budget: int) -> bool:
         return i <= self.oldest or self.upto[i + 1] - self.upto[self.oldest] <= budget
@@ -521,16 +522,25 @@ class _Window:
         if self._may(i, self.budget):  # the usual case, without the lock (oldest only grows)
             return
         with self.cond:  # stopped: on again when the open cases hold half the budget
-            while not self._may(i, self.budget // 2) and not stop.is_set():
-                self.cond.wait(0.2)
+            self.waiting.append(i)
+            try:
+                while not self._may(i, self.budget // 2) and not stop.is_set():
+                    self.cond.wait(0.2)
+            finally:
+                self.waiting.remove(i)
 
     def finish(self, i: int) -> None:
         with self.cond:
             self.finished.add(i)
+            moved = False
             while self.oldest in self.finished:
                 self.finished.discard(self.oldest)
                 self.oldest += 1
-            self.cond.notify_all()
+                moved = True
+            # wake the waiting threads only when one of them may go on: each finished case
+            # woke them all before, and thousands of wake-ups cost the parent seconds
+            if moved and self.waiting and self._may(min(self.waiting), self.budget // 2):
+                self.cond.notify_all()
 
 
 def reference_results(case: Case, candidate_forms: list[Form], arrays: dict, digest: str | None) -> list[Result]:

@@ -3,6 +3,8 @@ every front end: the command line's verdicts are the API's. Real frameworks thro
 
 from __future__ import annotations
 
+import time
+
 import json
 import re
 import subprocess
@@ -214,15 +216,26 @@ def test_a_thread_the_window_stopped_goes_on_when_half_of_it_is_free():
     each = runner._case_bytes(cases[0].elements, 3)
     w = runner._Window([each] * len(cases), 4 * each)  # four open cases fit
     assert w._may(3, w.budget) and not w._may(4, w.budget)
+    woken = []
+
+    class Counting(threading.Condition):
+        def notify_all(self):
+            woken.append(w.oldest)
+            super().notify_all()
+
+    w.cond = Counting()
     entered = threading.Event()
     t = threading.Thread(target=lambda: (w.enter(4, threading.Event()), entered.set()), daemon=True)
     t.start()
+    while not w.waiting:
+        time.sleep(0.01)
     w.finish(0)  # cases 1..4 would fit, but a stopped thread waits for half the budget
     assert not entered.wait(0.6)
     w.finish(1)
     w.finish(2)  # cases 3..4: half the budget
     assert entered.wait(5)
     t.join(5)
+    assert woken == [3]  # woken once, when it could go on (each finish woke it before)
 
 
 def _suite(n=6):
