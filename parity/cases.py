@@ -385,6 +385,8 @@ _FAST_TYPES = {**fastschema.JSON_TYPES, "number": lambda v: _is_number(None, v),
 
 
 def _schema_errors(doc: yamlio.Document, schema: dict, instance, base: tuple) -> list[CaseError]:
+    if doc.checked:  # the same bytes passed this check before (CaseRef.open)
+        return []
     if fastschema.valid(schema, instance, _FAST_TYPES) is True:  # the usual case, without jsonschema
         return []
     out = []
@@ -497,13 +499,17 @@ def _param_int_errors(doc: yamlio.Document, schema: dict, params: dict, base: tu
 
 # --- loading -------------------------------------------------------------------
 
-def load_case(file: Path, root: Path | None = None, strict: bool = True, raw: bytes | None = None) -> Case:
+def load_case(file: Path, root: Path | None = None, strict: bool = True, raw: bytes | None = None,
+              checked: bool = False) -> Case:
     """Load and validate one case file (or its ``raw`` bytes, read before); raises CaseErrors
     listing every problem. With ``strict=False`` a case whose only problems keep it alone from
     running (``Case.blocked``: a TODO reason) is returned with them, for a run to report it as
-    not run."""
+    not run. ``checked``: ``raw`` are bytes that passed the schema checks in this process
+    before (CaseRef.open compares their digest), which are not made again; the checks that
+    look beyond the bytes (the files an input names, the case's name) still are."""
     file = Path(file)
     doc = yamlio.load(file, raw=raw)
+    doc.checked = checked and raw is not None
     errors: list[CaseError] = []
     case = _build(doc, root or file.parent, errors)
     if errors:
@@ -829,6 +835,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def _surrogate_errors(doc: yamlio.Document, data) -> list[CaseError]:
     """Text with a lone surrogate (YAML's "\\ud800" makes one): not a character, and no UTF-8
     report or terminal can hold it, so it is refused wherever it is."""
+    if doc.checked:  # the same bytes passed this check before (CaseRef.open)
+        return []
     out, stack = [], [((), data)]
     while stack:
         path, v = stack.pop()
@@ -1116,7 +1124,7 @@ class CaseRef:
         if _file_digest(raw) != self.sha:
             raise CaseChanged(f"{self.file}: changed since the suite was checked (at the start of the run); run it "
                               f"again")
-        return expand_dtypes(load_case(Path(self.file), self.root, False, raw))[self.index]
+        return expand_dtypes(load_case(Path(self.file), self.root, False, raw, checked=True))[self.index]
 
     def release(self) -> None:
         self.case = None

@@ -91,6 +91,9 @@ class Document:
         self._key_lines = key_lines
         #: path -> the text of a float literal beyond float64's range (1e400), which reads as inf
         self.overflow = overflow or {}
+        #: these bytes passed the case schema already in this process (cases.CaseRef.open): the
+        #: schema checks are not made again
+        self.checked = False
 
     @classmethod
     def of(cls, data, where: Path) -> "Document":

@@ -83,3 +83,25 @@ def test_a_case_file_changed_during_the_run_stops_it_and_keeps_what_was_computed
     stored = parity.load(tmp_path / "reports" / "results")
     assert sorted(c.case.name for c in stored.cases) == ["suite/0000", "suite/0001"] and stored.interrupted
     assert not (tmp_path / "reports" / "parity.html").exists()
+
+
+def test_a_reference_opens_its_checked_bytes_without_checking_them_again(tmp_path, monkeypatch):
+    """CaseRef.open reads the file again and compares its digest: bytes that passed the schema
+    checks at the start of the run are not checked again (a large suite read them twice)."""
+    from parity import cases, fastschema
+
+    write_case(tmp_path, "a", """
+        name: a
+        op: lrn
+        params: {size: 3}
+        inputs: {x: {shape: [1, 4, 2, 2], dtype: float32}}
+    """)
+    (ref,) = cases.load_suite([tmp_path], hold_bytes=0)
+    assert ref.case is None
+    checked = []
+    real = fastschema.valid
+    monkeypatch.setattr(fastschema, "valid", lambda *a, **k: checked.append(1) or real(*a, **k))
+    case = ref.open()
+    assert case.name == "a" and case.params == {"size": 3} and checked == []
+    cases.load_case(tmp_path / "a.yaml")  # a file read without a digest is checked
+    assert checked
