@@ -328,8 +328,8 @@ def _not_a_baseline(results: Path, baselines: Path) -> None:
 
 
 def cmd_run(args) -> int:
-    from parity import api, fsutil, host, report, store
-    from parity.report import terminal
+    from parity import api, fsutil, host, store
+    from parity.report import background, terminal
 
     python = _python_map(args.python)
     env = _env_map(args.env)
@@ -358,8 +358,9 @@ def cmd_run(args) -> int:
     try:
         progress = terminal.Progress(0)
         table = terminal.Table(args.verbose)
-        # the report files are written as the cases finish, and the parent keeps none of them
-        reports = None if args.no_report else report.writer(args.report_dir)
+        # the report files are written as the cases finish, by a second process (made here, before
+        # any thread or worker), and the parent keeps none of them
+        reports = None if args.no_report else background.writer(args.report_dir)
 
         def on_case(c):
             table.add(c)

@@ -197,3 +197,78 @@ def test_parity_run_whose_reports_cannot_be_written_says_so_and_keeps_its_result
     assert parity.load(tmp_path / "reports" / "results").counts()["PASS"] == 1
     left = sorted(p.name for p in (tmp_path / "reports").iterdir())
     assert left == ["logs", "results"] or left == ["results"], left
+
+
+def test_the_background_writer_writes_the_files_the_parent_would(run, tmp_path):
+    """parity run's report files come from a forked writer fed the judged cases through a pipe
+    (parity.report.background): the same bytes as the in-process writer fed the same cases."""
+    import parity
+    from parity import report
+    from parity.report import background
+
+    import os
+    import signal
+
+    rep = parity.load(run.report_dir / "results")
+    here, there = report.writer(tmp_path / "here"), background.writer(tmp_path / "there", background=True)
+    assert isinstance(there, background.Background)
+    for c in rep.cases:
+        here.add(c)
+        there.add(c)
+        os.kill(there.pid, signal.SIGINT)  # a Ctrl-C reaches the whole process group: the writer ignores it
+    assert [p.name for p in here.close(rep)] == [p.name for p in there.close(rep)]
+    assert _files(tmp_path / "here") == _files(tmp_path / "there")
+    assert there.pid is None  # waited for
+
+
+def test_a_background_writer_that_dies_fails_the_set_and_leaves_the_old_one(run, tmp_path):
+    import os
+    import signal
+
+    import parity
+    from parity.report import background
+
+    rep = parity.load(run.report_dir / "results")
+    out = tmp_path / "out"
+    parity.report.write_all(rep, out)
+    before = _files(out)
+    w = background.writer(out, background=True)
+    w.add(rep.cases[0])
+    os.kill(w.pid, signal.SIGKILL)
+    for c in rep.cases:
+        w.add(c)  # a broken pipe is kept, not raised: the run goes on
+    with pytest.raises(RuntimeError, match="the report writer process stopped .*the report files were not written"):
+        w.close(rep)
+    assert _files(out) == before and sorted(p.name for p in out.iterdir()) == sorted(before)  # nothing staged left
+
+
+def test_a_background_writer_leaves_with_its_parent_and_leaves_nothing(run, tmp_path):
+    """The parent killed mid-run (kill -9): the writer sees its pipe close, removes what it
+    staged (spools are unnamed files) and exits."""
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    script = (f"import os, sys, parity\nfrom parity.report import background\n"
+              f"rep = parity.load({str(run.report_dir / 'results')!r})\n"
+              f"w = background.writer({str(out)!r}, background=True)\n"
+              f"for c in rep.cases: w.add(c)\n"
+              f"print(w.pid, flush=True)\nos.kill(os.getpid(), 9)\n")
+    p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert p.returncode == -9, p.stderr
+    pid = int(p.stdout.split()[0])
+    deadline = time.monotonic() + 10
+    while not _gone(pid):
+        assert time.monotonic() < deadline, f"the writer {pid} outlived its parent"
+        time.sleep(0.1)
+    assert sorted(p.name for p in out.iterdir()) == []
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has exited (a zombie that init has not reaped yet counts)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(") ", 1)[1].startswith("Z")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
