@@ -19,6 +19,9 @@ class CaseError(InputError):
         self.message = message
         super().__init__(str(self))
 
+    def __reduce__(self):  # pickled (parity run's report writer gets blocked cases) with its four fields
+        return type(self), (self.file, self.line, self.field, self.message)
+
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
@@ -30,3 +33,6 @@ class CaseErrors(InputError):
     def __init__(self, errors: list[CaseError]):
         self.errors = sorted(errors, key=lambda e: (e.file, e.line or 0))
         super().__init__("\n".join(str(e) for e in self.errors))
+
+    def __reduce__(self):
+        return type(self), (self.errors,)

@@ -272,3 +272,23 @@ def _gone(pid: int) -> bool:
             return f.read().rsplit(") ", 1)[1].startswith("Z")
     except (FileNotFoundError, ProcessLookupError):
         return True
+
+
+def test_a_case_the_background_writer_cannot_take_fails_the_set_not_the_run(run, tmp_path):
+    """An object pickle cannot carry (here a lambda in a case's notes) is kept and raised by
+    close, as a failed add of the in-process writer is: the run itself goes on."""
+    import parity
+    from parity.report import background
+
+    rep = parity.load(run.report_dir / "results")
+    out = tmp_path / "out"
+    parity.report.write_all(rep, out)
+    before = _files(out)
+    w = background.writer(out, background=True)
+    rep.cases[0].rows[0].notes.append(lambda: None)
+    for c in rep.cases:
+        w.add(c)  # not raised here
+    with pytest.raises(RuntimeError, match="a case could not be handed to the report writer"):
+        w.close(rep)
+    assert _files(out) == before and sorted(p.name for p in out.iterdir()) == sorted(before)
+    assert w.pid is None

@@ -50,7 +50,10 @@ def writer(out_dir, formats=None, background: bool | None = None):
 
 
 def _send(fd: int, obj) -> None:
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    _write(fd, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def _write(fd: int, data: bytes) -> None:
     view = memoryview(_LEN.pack(len(data)) + data)
     while view:
         view = view[os.write(fd, view):]
@@ -116,7 +119,12 @@ class Background:
         if self.failed is not None:
             return
         try:
-            _send(self.fd, ("add", _bare(c)))
+            data = pickle.dumps(("add", _bare(c)), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # noqa: BLE001 - kept for close, as the Writer keeps a failed add
+            self.failed = exc
+            return
+        try:
+            _write(self.fd, data)
         except OSError as exc:  # the writer died; close says so
             self.failed = exc
 
@@ -124,8 +132,13 @@ class Background:
         """The files, once written and renamed into place; any failure is raised (the previous
         set then stays as it was)."""
         try:
-            if self.failed is not None:
+            if isinstance(self.failed, OSError):
                 raise self._died()
+            if self.failed is not None:
+                with contextlib.suppress(OSError):
+                    _send(self.fd, ("abandon", None))
+                raise RuntimeError(f"a case could not be handed to the report writer: "
+                                   f"{type(self.failed).__name__}: {self.failed}")
             from parity.report.stream import Tally
 
             # the heads need the totals, not the cases (the writer has had each one already)
@@ -199,23 +212,29 @@ def _serve(make_writer, out_dir, sinks, cases_fd: int, answer_fd: int) -> int:
         answer("error", failure(exc))
         return 1
     answer("ok", None)
+    broken = None  # a message that could not be read back: said at close, as a failed add is
     while True:
         try:
             kind, value = _receive(cases)
-        except (EOFError, OSError, pickle.UnpicklingError):  # the parent died, or gave up
+        except (EOFError, OSError):  # the parent died, or gave up
             files.abandon()
             return 0
+        except Exception as exc:  # noqa: BLE001 - an object pickle could not rebuild
+            kind, value, broken = "skip", None, broken or exc
         if kind == "add":
             files.add(value)  # a failure is kept by the Writer and raised by close
         elif kind == "close":
             try:
+                if broken is not None:
+                    files.abandon()
+                    raise RuntimeError(f"a case could not be handed to the writer: {type(broken).__name__}: {broken}")
                 paths = files.close(value)
             except BaseException as exc:  # noqa: BLE001
                 answer("error", failure(exc))
                 return 1
             answer("ok", (paths, files.summary))
             return 0
-        else:
+        elif kind != "skip":
             files.abandon()
             return 0
 
