@@ -64,12 +64,14 @@ def load_cases(paths, strict: bool = True) -> list[Case]:
     return cases_.load_tree([Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)], strict)
 
 
-def load_suite(paths, strict: bool = True) -> list[cases_.CaseRef]:
+def load_suite(paths, strict: bool = True, on_first=None) -> list[cases_.CaseRef]:
     """The cases of case files and directories as load_cases checks them, each as a CaseRef:
     what a run needs to order and plan it, and where to read it again (``ref.open()``), so
     that a suite of any length costs a few hundred bytes a case until a run reaches it.
-    ``parity.run`` takes them as it takes cases."""
-    return cases_.load_suite([Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)], strict)
+    ``parity.run`` takes them as it takes cases. ``on_first(ref)`` sees the first case as soon
+    as it is checked."""
+    return cases_.load_suite([Path(p) for p in ([paths] if isinstance(paths, (str, Path)) else paths)], strict,
+                             on_first=on_first)
 
 
 def _cases(cases_or_paths, lazy: bool = False) -> list:

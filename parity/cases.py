@@ -1130,10 +1130,13 @@ class CaseRef:
         self.case = None
 
 
-def load_suite(paths: list[Path], strict: bool = True, hold_bytes: int | None = None) -> list[CaseRef]:
+def load_suite(paths: list[Path], strict: bool = True, hold_bytes: int | None = None,
+               on_first=None) -> list[CaseRef]:
     """Every case under ``paths``, checked as load_tree checks them (every problem raised
     together), as a CaseRef each: a suite of any length held in a few hundred bytes a case
-    (and the first ``hold_bytes`` of case files, HOLD_BYTES by default, as Case objects)."""
+    (and the first ``hold_bytes`` of case files, HOLD_BYTES by default, as Case objects).
+    ``on_first(ref)`` sees the first case that checks, as soon as it does (parity run starts
+    that case's workers while the rest are checked)."""
     hold_bytes = HOLD_BYTES if hold_bytes is None else hold_bytes
     out: list[CaseRef] = []
     held, sha = 0, b""
@@ -1147,6 +1150,8 @@ def load_suite(paths: list[Path], strict: bool = True, hold_bytes: int | None = 
                            shared.setdefault(case.frameworks, case.frameworks),
                            shared.setdefault(case.devices, case.devices), bool(case.blocked), case.elements,
                            case if keep else None))
+        if on_first is not None and len(out) == 1:
+            on_first(out[0])
     return out
 
 

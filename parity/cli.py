@@ -328,8 +328,7 @@ def _not_a_baseline(results: Path, baselines: Path) -> None:
 
 
 def cmd_run(args) -> int:
-    from parity import api, fsutil, host, store
-    from parity.report import background, terminal
+    from parity import api, host, runner, store
 
     python = _python_map(args.python)
     env = _env_map(args.env)
@@ -345,7 +344,32 @@ def cmd_run(args) -> int:
         bad = [d for d in args.device if d not in frameworks.DEVICES]
         if bad:
             raise InputError(f"--device: unknown {', '.join(bad)}; expected {', '.join(frameworks.DEVICES)}")
-    cases = _select(api.load_suite(args.paths, strict=False), args.case)  # read again as the run reaches each
+    # the first case's workers start importing their frameworks while the rest of the suite is
+    # checked (a 10,000-case suite takes seconds to check); they are killed if the suite fails
+    log_dir = None if args.no_report else args.report_dir / "logs"
+    pool = runner.WorkerPool(log_dir)
+    planner = runner.Planner(args.frameworks, args.device, python, env)
+    startup = max(120.0, args.timeout)
+
+    def launch(first) -> None:
+        if not (args.case or args.shard):  # otherwise the first case may not be one that runs
+            pool.launch(planner.worker_keys(first), startup)
+
+    try:
+        cases = _select(api.load_suite(args.paths, strict=False, on_first=launch), args.case)  # read again as run
+    except BaseException:
+        pool.kill()
+        raise
+    try:
+        return _run_suite(args, cases, pool, log_dir, python, env)
+    finally:
+        pool.close()
+
+
+def _run_suite(args, cases, pool, log_dir, python, env) -> int:
+    from parity import api, fsutil, store
+    from parity.report import background, terminal
+
     if args.shard:
         cases = shard(cases, *args.shard)
     results_dir = None if args.no_results else (args.results or store.default_results_dir(args.report_dir))
@@ -371,10 +395,9 @@ def cmd_run(args) -> int:
         try:
             rep = api.run(cases, frameworks=args.frameworks, devices=args.device, results=results_dir,
                           baseline=args.baseline, baselines=args.baselines, baseline_partial=args.baseline_partial,
-                          timeout=args.timeout, python=python,
+                          timeout=args.timeout, python=python, pool=pool,
                           env=env, keep_outputs=False, on_result=None if args.quiet else progress.update,
-                          on_start=progress.start, on_case=on_case, keep_cases=False,
-                          log_dir=None if args.no_report else args.report_dir / "logs",
+                          on_start=progress.start, on_case=on_case, keep_cases=False, log_dir=log_dir,
                           command="parity " + shlex.join(sys.argv[1:]))
         finally:
             progress.close()

@@ -265,6 +265,7 @@ class Worker:
         self.hello: dict = {}
         self.starts = 0
         self.log_path: Path | None = None
+        self.launched = False  # launch() started the process; start() reads its hello
 
     def _env(self) -> dict:
         env = dict(os.environ)
@@ -307,7 +308,30 @@ class Worker:
             text = f.read().decode("utf-8", "replace")
         return "\n".join(text.strip().splitlines()[-lines:])
 
+    def launch(self) -> None:
+        """Start the process and let it import its framework while the caller does something
+        else; the next start() waits for its hello instead of starting another."""
+        if self.proc is None and not self.launched:
+            self._spawn()
+            self.launched = self.proc is not None
+
     def start(self) -> dict:
+        if self.launched:
+            self.launched = False
+        else:
+            self._spawn()
+            if self.proc is None:
+                return self.hello
+        try:
+            self.hello, _ = self._read(time.monotonic() + self.startup_timeout)
+        except WorkerDied as exc:
+            self.hello = {"status": exc.status, "message": f"worker failed to start: {exc.message}"}
+            self.kill()
+        return self.hello
+
+    def _spawn(self) -> None:
+        """The process (self.proc), or self.hello saying why it could not be started."""
+        self.proc = None
         self.starts += 1
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -323,17 +347,11 @@ class Worker:
                 env=self._env(), start_new_session=True, cwd=PACKAGE_ROOT,
             )
         except OSError as exc:
+            self.proc = None
             self.hello = {"status": ERROR, "message": f"cannot start {self.python}: {exc}"}
-            return self.hello
         finally:
             if log is not subprocess.DEVNULL:
                 log.close()
-        try:
-            self.hello, _ = self._read(time.monotonic() + self.startup_timeout)
-        except WorkerDied as exc:
-            self.hello = {"status": exc.status, "message": f"worker failed to start: {exc.message}"}
-            self.kill()
-        return self.hello
 
     def _read(self, deadline: float):
         fd = self.proc.stdout.fileno()
@@ -589,6 +607,12 @@ class WorkerPool:
                                             variant or "")
             return self._workers[key]
 
+    def launch(self, keys, startup_timeout: float) -> None:
+        """Start the workers of ``keys`` now (each imports its framework meanwhile); a run that
+        then uses the pool waits for their hello instead of starting them."""
+        for key in keys:
+            self.get(key, startup_timeout).launch()
+
     def kill(self):
         for w in list(self._workers.values()):
             w.kill()
@@ -720,7 +744,7 @@ def _failed(run: Run, status: str, message: str, **extra) -> Result:
 def _run_one(worker: Worker, run: Run, arrays_of, default_timeout: float) -> Result:
     if worker.starts and worker.hello.get("status") in (ERROR, UNSUPPORTED):
         hello = worker.hello  # the framework cannot load here: the same answer for every run
-    elif worker.proc is None or worker.proc.poll() is not None:
+    elif worker.launched or worker.proc is None or worker.proc.poll() is not None:
         hello = worker.start()
     else:
         hello = worker.hello

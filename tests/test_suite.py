@@ -68,8 +68,8 @@ def test_a_case_file_changed_during_the_run_stops_it_and_keeps_what_was_computed
     directory = _suite(tmp_path / "cases", 3)
     real = cases_.load_suite
 
-    def then_edit(paths, strict=True, hold_bytes=None):
-        refs = real(paths, strict, hold_bytes=0)
+    def then_edit(paths, strict=True, hold_bytes=None, on_first=None):
+        refs = real(paths, strict, hold_bytes=0, on_first=on_first)
         (directory / "c0002.yaml").write_text((directory / "c0002.yaml").read_text().replace("seed: 2", "seed: 7"))
         return refs
 
