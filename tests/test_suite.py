@@ -105,3 +105,39 @@ def test_a_reference_opens_its_checked_bytes_without_checking_them_again(tmp_pat
     assert case.name == "a" and case.params == {"size": 3} and checked == []
     cases.load_case(tmp_path / "a.yaml")  # a file read without a digest is checked
     assert checked
+
+
+def test_the_first_cases_workers_start_while_the_suite_is_checked_and_die_with_a_bad_suite(tmp_path, monkeypatch,
+                                                                                            capsys):
+    """parity run launches the workers of the first case that checks while the others are
+    checked; a suite that then fails its check stops them (no worker is left behind)."""
+    import os
+
+    from parity import runner
+
+    directory = _suite(tmp_path / "cases", 2)
+    launched = []
+    real = runner.Worker.launch
+
+    def launch(self):
+        real(self)
+        launched.append(self)
+
+    monkeypatch.setattr(runner.Worker, "launch", launch)
+    (directory / "c0009.yaml").write_text("name: bad\nop: lrn\nparams: {size: 0}\n")
+    code = cli_in_process("run", directory, "--frameworks", "torch", "-q", "--report-dir", tmp_path / "r")
+    err = capsys.readouterr().err
+    assert code == 2 and "c0009.yaml" in err
+    assert [w.framework for w in launched] == ["torch"]
+    pid = launched[0].proc.pid
+    assert launched[0].proc.poll() is not None  # killed, and reaped
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1][0] == "Z"
+    launched.clear()
+    (directory / "c0009.yaml").unlink()
+    code = cli_in_process("run", directory, "--frameworks", "torch", "-q", "--report-dir", tmp_path / "r")
+    assert code == 0 and [w.framework for w in launched] == ["torch"]
+    assert launched[0].starts == 1  # the run used the launched worker: it started no other
+    launched.clear()
+    assert cli_in_process("run", directory, "--frameworks", "torch", "--case", "suite/0001", "-q",
+                          "--report-dir", tmp_path / "r") == 0
+    assert launched == []  # --case: the first file may not be one that runs
