@@ -57,6 +57,8 @@ def scale_cases(directory: Path, n: int) -> None:
 
 
 def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+    # what earlier commands wrote (a store of thousands of files) goes to disk first, not during this one
+    os.sync()
     start = time.perf_counter()
     p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "CI": "1"})
     return time.perf_counter() - start, p
@@ -99,7 +101,7 @@ def measure(n: int, pairs: int, scratch: Path) -> dict:
         "json_bytes_per_comparison": (report_dir / "parity.json").stat().st_size / comparisons,
         "store_bytes_per_case": store_bytes / n,
         "parent_peak_rss_mib": max(rss) / 1024,
-        "run_writer_peak_rss_mib": max(writer) / 1024,  # 0: parity run forks no writer
+        "run_writer_peak_rss_mib": max(writer) / 1024,  # its forked report writer (0: none)
         "report_peak_rss_mib": int(report_kib) / 1024,
         "report_writer_peak_rss_mib": int(report_writer_kib) / 1024,
     }
@@ -107,6 +109,18 @@ def measure(n: int, pairs: int, scratch: Path) -> dict:
     for k in range(pairs):
         shutil.rmtree(scratch / f"run-{n}-{k}", ignore_errors=True)
     return out
+
+
+def _filesystem(path: str) -> str:
+    """The type of the filesystem ``path`` is on (/proc/mounts' longest matching mount point)."""
+    try:
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+    except OSError:
+        return "unknown"
+    real = os.path.realpath(path)
+    best = max((m for m in mounts if real == m[0] or real.startswith(m[0].rstrip("/") + "/")),
+               key=lambda m: len(m[0]), default=("", "unknown"))
+    return best[1]
 
 
 def main(argv=None) -> int:
@@ -119,18 +133,21 @@ def main(argv=None) -> int:
         for n in args.cases:
             print(f"{n} cases ...", file=sys.stderr, flush=True)
             results.append(measure(n, args.pairs, Path(tmp)))
+        fs = _filesystem(tmp)
     out = ROOT / "reports" / "bench-scale.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": {"cpus": os.cpu_count()}, "results": results}, indent=1))
+    out.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "scratch_filesystem": fs},
+                               "results": results}, indent=1))
     print("| cases | comparisons | parity run (s) | bare loop (s) | ratio (target <= 1.2) | overhead per case | "
           "parity report (s) | HTML per comparison (target <= 1 KB) | JSON per comparison | store per case | "
-          "parity run peak | parity report peak (its forked writer's) |")
+          "parity run peak (its report writer's) | parity report peak (its forked writer's) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         print(f"| {r['cases']} | {r['comparisons']} | {min(r['parity_run_s']):.1f} | {min(r['bare_loop_s']):.1f} | "
               f"{r['ratio']:.2f}x | {r['overhead_ms_per_case']:.2f} ms | {r['parity_report_s']:.1f} | "
               f"{r['html_bytes_per_comparison'] / 1024:.2f} KB | {r['json_bytes_per_comparison'] / 1024:.2f} KB | "
-              f"{r['store_bytes_per_case'] / 1024:.1f} KB | {r['parent_peak_rss_mib']:.0f} MiB | "
+              f"{r['store_bytes_per_case'] / 1024:.1f} KB | {r['parent_peak_rss_mib']:.0f} MiB "
+              f"({r['run_writer_peak_rss_mib']:.0f} MiB) | "
               f"{r['report_peak_rss_mib']:.0f} MiB ({r['report_writer_peak_rss_mib']:.0f} MiB) |")
     print(out)
     return 0
