@@ -328,7 +328,7 @@ def _not_a_baseline(results: Path, baselines: Path) -> None:
 
 
 def cmd_run(args) -> int:
-    from parity import api, host, runner, store
+    from parity import api, host, runner
 
     python = _python_map(args.python)
     env = _env_map(args.env)
@@ -382,8 +382,8 @@ def _run_suite(args, cases, pool, log_dir, python, env) -> int:
     try:
         progress = terminal.Progress(0)
         table = terminal.Table(args.verbose)
-        # the report files are written as the cases finish, by a second process (made here, before
-        # any thread or worker), and the parent keeps none of them
+        # the report files are written as the cases finish, by a second process (forked here,
+        # before the runner's threads start), and the parent keeps none of them
         reports = None if args.no_report else background.writer(args.report_dir)
 
         def on_case(c):

@@ -1,8 +1,8 @@
 """The report files of ``parity run`` written by a second process while the run goes on.
 
-Rendering a case's part of five report formats costs the parent more than judging it (about
-1.6 ms against 1 ms for a small case), and the parent is what a large suite waits for. So
-``parity run`` forks a writer before any runner thread or worker exists; the parent hands
+Rendering a case's part of five report formats costs the parent about as much as judging
+it (about 1 ms for a small case), and the parent is what a large suite waits for. So
+``parity run`` forks a writer before the runner's threads start; the parent hands
 it each judged case, pickled without its arrays (about 0.1 ms and 6 KB for a small case),
 and the writer feeds its ``stream.Writer`` exactly as the parent would have. ``close(report)``
 sends the Report the heads are written from and waits for the files; ``abandon`` leaves the
@@ -67,7 +67,7 @@ def _receive(f):
     data = f.read(n)
     if len(data) < n:
         raise EOFError
-    return pickle.loads(data)  # noqa: S301 - from this process's own fork, through a private pipe
+    return pickle.loads(data)  # from this process's own fork, through a private pipe: not untrusted input
 
 
 def _bare(c):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv as _csv
+import math
 
 from parity.report import Report, record
 from parity.report.escape import csv_cell
@@ -71,7 +72,7 @@ class Sink(_Sink):
                 line.append("")
             elif col in _FLOATS:
                 v = float(v)
-                line.append("" if v != v else repr(v))
+                line.append("" if math.isnan(v) else repr(v))
             elif col in _INTS:
                 line.append(int(v))
             elif col in _BOOLS:
