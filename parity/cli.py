@@ -352,8 +352,12 @@ def cmd_run(args) -> int:
     startup = max(120.0, args.timeout)
 
     def launch(first) -> None:
-        if not (args.case or args.shard):  # otherwise the first case may not be one that runs
+        if args.case or args.shard:  # the first case may not be one that runs
+            return
+        try:
             pool.launch(planner.worker_keys(first), startup)
+        except Exception:  # noqa: BLE001 - only a head start: the run starts its workers itself
+            pool.kill()
 
     try:
         cases = _select(api.load_suite(args.paths, strict=False, on_first=launch), args.case)  # read again as run

@@ -292,3 +292,23 @@ def test_a_case_the_background_writer_cannot_take_fails_the_set_not_the_run(run,
         w.close(rep)
     assert _files(out) == before and sorted(p.name for p in out.iterdir()) == sorted(before)
     assert w.pid is None
+
+
+def test_without_a_second_process_the_parent_writes_the_reports(run, tmp_path, monkeypatch):
+    """fork refused (EAGAIN, as under a process limit): a note, and the in-process writer."""
+    import os
+
+    import parity
+    from parity.report import background, stream
+
+    def refused():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", refused)
+    w = background.writer(tmp_path / "out", background=True)
+    assert isinstance(w, stream.Writer)
+    rep = parity.load(run.report_dir / "results")
+    for c in rep.cases:
+        w.add(c)
+    assert [p.name for p in w.close(rep)][0] == "parity.csv"
+    assert (tmp_path / "out" / "parity.html").stat().st_size > 0

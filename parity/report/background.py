@@ -46,7 +46,15 @@ def writer(out_dir, formats=None, background: bool | None = None):
         background = sys.platform.startswith("linux") and _cpus() > 1
     if not background or not hasattr(os, "fork"):
         return report.writer(out_dir, formats)
-    return Background(out_dir, report.sinks(formats))
+    try:
+        return Background(out_dir, report.sinks(formats))
+    except NoFork as exc:  # no second process now (fork failed): this one writes them
+        print(f"note: the report files are written by this process (fork: {exc})", file=sys.stderr)
+        return report.writer(out_dir, formats)
+
+
+class NoFork(Exception):
+    """os.fork failed (EAGAIN, ENOMEM): the caller writes the files itself."""
 
 
 def _send(fd: int, obj) -> None:
@@ -94,7 +102,12 @@ class Background:
         answer_r, answer_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            for fd in (cases_r, cases_w, answer_r, answer_w):
+                os.close(fd)
+            raise NoFork(exc.strerror or str(exc)) from None
         if pid == 0:  # the writer
             code = 1
             try:
