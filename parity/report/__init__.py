@@ -42,6 +42,8 @@ class CaseReport:
 
 #: the columns of Report.to_pandas (and of parity.csv) that hold integers, floats and booleans
 _INT_COLUMNS = ("mismatches", "elements", "nonfinite_mismatches")
+_FLOAT_COLUMNS = ("max_abs", "max_rel", "mean_abs", "max_ulp", "mismatch_fraction", "min_atol", "atol", "rtol",
+                  "worst_a", "worst_b", "bound_ratio", "semantic_max_abs")
 _BOOL_COLUMNS = ("ok", "declared")
 
 
@@ -348,8 +350,7 @@ def table(records: list[dict]):
         df[col] = df[col].astype("Int64")
     for col in _BOOL_COLUMNS:
         df[col] = df[col].astype("boolean")
-    for col in ("max_abs", "max_rel", "mean_abs", "max_ulp", "mismatch_fraction", "min_atol", "atol", "rtol",
-                "worst_a", "worst_b", "bound_ratio", "semantic_max_abs"):
+    for col in _FLOAT_COLUMNS:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     df["verdict"] = pd.Categorical(df["verdict"], categories=list(VERDICTS))
     return df

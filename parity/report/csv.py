@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv as _csv
 import math
 
-from parity.report import Report, record
+from parity.report import _BOOL_COLUMNS, _FLOAT_COLUMNS, _INT_COLUMNS, Report, record
 from parity.report.escape import csv_cell
 from parity.report.stream import Sink as _Sink
 
@@ -21,11 +21,10 @@ COLUMNS = (
 
 
 #: the columns written as float64 numbers (repr: the shortest text that reads back the same;
-#: empty for none or NaN), integers and booleans, as parity.report.table types them
-_FLOATS = frozenset(("max_abs", "max_rel", "mean_abs", "max_ulp", "mismatch_fraction", "min_atol", "atol", "rtol",
-                     "worst_a", "worst_b", "bound_ratio", "semantic_max_abs"))
-_INTS = frozenset(("mismatches", "elements", "nonfinite_mismatches"))
-_BOOLS = frozenset(("ok", "declared"))
+#: empty for none or NaN), integers and booleans: those parity.report.table types so
+_FLOATS = frozenset(_FLOAT_COLUMNS)
+_INTS = frozenset(_INT_COLUMNS)
+_BOOLS = frozenset(_BOOL_COLUMNS)
 
 
 def render(report: Report) -> str:
