@@ -174,31 +174,33 @@ def _header(arr: np.ndarray) -> bytes | None:
     return head
 
 
-def to_bytes(arr: np.ndarray) -> bytes:
-    """The .npy bytes of ``arr``, as ``np.save`` writes them (allow_pickle=False)."""
+def _write(f, arr: np.ndarray) -> None:
+    """The .npy bytes of ``arr`` into ``f``, as ``np.save`` writes them (allow_pickle=False),
+    with _header's headers and no copy of the data."""
     arr = np.asarray(arr)
     head = _header(arr)
     if head is None:
-        buf = io.BytesIO()
-        np.lib.format.write_array(buf, arr, allow_pickle=False)
-        return buf.getvalue()
-    return head + arr.tobytes()
+        np.lib.format.write_array(f, arr, allow_pickle=False)
+        return
+    f.write(head)
+    if arr.nbytes:
+        f.write(memoryview(arr.reshape(-1)).cast("B"))
+
+
+def to_bytes(arr: np.ndarray) -> bytes:
+    """The .npy bytes of ``arr``, as ``np.save`` writes them (allow_pickle=False)."""
+    buf = io.BytesIO()
+    _write(buf, arr)
+    return buf.getvalue()
 
 
 def save(path: Path, arr: np.ndarray) -> None:
-    """``np.save(path, arr, allow_pickle=False)``: the same bytes, with _header's headers and
-    no copy of the data. A write that fails (a full disk) removes what it wrote, so that the
-    space is there again for what the caller does next (keeping the cases already finished)."""
-    arr = np.asarray(arr)
-    head = _header(arr)
+    """``np.save(path, arr, allow_pickle=False)``: the same bytes (_write). A write that fails
+    (a full disk) removes what it wrote, so that the space is there again for what the caller
+    does next (keeping the cases already finished)."""
     try:
         with open(path, "wb") as f:
-            if head is None:
-                np.lib.format.write_array(f, arr, allow_pickle=False)
-            else:
-                f.write(head)
-                if arr.nbytes:
-                    f.write(memoryview(arr.reshape(-1)).cast("B"))
+            _write(f, arr)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(path)
