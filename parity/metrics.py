@@ -277,11 +277,8 @@ def metrics(a: np.ndarray, b: np.ndarray, dtype: str, atol: float, rtol: float,
         bound = np.asarray(bound, np.float64)
         bound = (bound if bound.shape == shape else np.broadcast_to(bound, shape)).reshape(-1)
     chunks = parallel.spans(n, CHUNK)
-    if len(chunks) == 1:  # a small array: no slicing, no pool
-        parts = [_chunk(a, b, bound, dtype, atol, rtol, detail)]
-    else:
-        parts = parallel.run(lambda sl: _chunk(a[sl], b[sl], None if bound is None else bound[sl], dtype, atol,
-                                               rtol, detail), chunks)
+    parts = parallel.run(lambda sl: _chunk(a[sl], b[sl], None if bound is None else bound[sl], dtype, atol, rtol,
+                                           detail), chunks)  # one chunk runs here, without the pool
     k = max(range(len(parts)), key=lambda i: parts[i].max_abs)
     worst = chunks[k].start + parts[k].argmax
     ratios = [p.ratio for p in parts if p.ratio is not None]
