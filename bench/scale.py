@@ -13,7 +13,10 @@ one run, with the two commands in turn (parity, bare, parity, bare for ``--pairs
      and are not counted) of `parity run` at 2,000 and 10,000 cases (bounded: the cases are
      handed to the report files as they finish, none is kept), and of `parity report` and
      its forked report writer (each reads the store's manifest whole, and a case's arrays at
-     a time).
+     a time);
+  e. the CPU seconds (user + system) per case of each command: the whole parity run (its
+     workers and report writer included), its parent process alone, and the bare loop. On a
+     machine whose cores are all busy, wall time follows the CPU, and this says where it goes.
 
 Prints a table and writes reports/bench-scale.json. Not a test: nothing here fails on a
 slow machine; the targets (ratio <= 1.2, HTML <= 1 KB per comparison, report of 2,000 cases
@@ -28,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -37,11 +41,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
-#: runs `parity` and prints its own peak RSS (KiB) on stderr's last line
-#: and the peak of its forked report writer (parity.report.WRITER_PEAK_KIB; 0 when there was none)
+#: runs `parity` and prints on stderr's last line its own peak RSS (KiB), the peak of its forked
+#: report writer (parity.report.WRITER_PEAK_KIB; 0 when there was none) and its own CPU seconds
+#: (user + system, the parent process alone: its workers and writer are its children)
 _PARENT_RSS = ("import resource, runpy, sys, atexit; "
                "atexit.register(lambda: print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-               "max(getattr(sys.modules.get('parity.report'), 'WRITER_PEAK_KIB', None) or [0]), file=sys.stderr)); "
+               "max(getattr(sys.modules.get('parity.report'), 'WRITER_PEAK_KIB', None) or [0]), "
+               "(lambda u: u.ru_utime + u.ru_stime)(resource.getrusage(resource.RUSAGE_SELF)), file=sys.stderr)); "
                "sys.argv = ['parity'] + sys.argv[1:]; runpy.run_module('parity', run_name='__main__')")
 
 
@@ -56,46 +62,61 @@ def scale_cases(directory: Path, n: int) -> None:
             f"frameworks: [torch, tensorflow, mindspore]\n")
 
 
-def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
+def _children_cpu() -> float:
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return u.ru_utime + u.ru_stime
+
+
+def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess, float]:
+    """Wall seconds, the finished process, and the CPU seconds (user + system) of the command
+    and every descendant it waited for (a parity run's workers and report writer included)."""
     # what earlier commands wrote (a store of thousands of files) goes to disk first, not during this one
     os.sync()
+    cpu = _children_cpu()
     start = time.perf_counter()
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "CI": "1"})
-    return time.perf_counter() - start, p
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "CI": "1"}, check=False)
+    return time.perf_counter() - start, p, _children_cpu() - cpu
 
 
 def measure(n: int, pairs: int, scratch: Path) -> dict:
     cases = scratch / f"cases-{n}"
     scale_cases(cases, n)
     harness, bare, rss, writer = [], [], [], []
+    cpu, parent_cpu, bare_cpu = [], [], []
     for k in range(pairs):
         out = scratch / f"run-{n}-{k}"
-        t, p = timed([PY, "-c", _PARENT_RSS, "run", str(cases), "-q", "--report-dir", str(out)])
+        t, p, c = timed([PY, "-c", _PARENT_RSS, "run", str(cases), "-q", "--report-dir", str(out)])
         if p.returncode != 0:
             raise SystemExit(f"parity run failed ({p.returncode}):\n{p.stdout[-2000:]}\n{p.stderr[-2000:]}")
         harness.append(t)
-        _, parent_kib, writer_kib = p.stderr.strip().splitlines()[-1].split()
+        cpu.append(c)
+        _, parent_kib, writer_kib, own_cpu = p.stderr.strip().splitlines()[-1].split()
         rss.append(int(parent_kib))
         writer.append(int(writer_kib))
-        t, p = timed([PY, str(ROOT / "bench" / "bare_scale.py"), str(n)])
+        parent_cpu.append(float(own_cpu))
+        t, p, c = timed([PY, str(ROOT / "bench" / "bare_scale.py"), str(n)])
         if p.returncode != 0:
             raise SystemExit(f"bare loop failed:\n{p.stderr[-2000:]}")
         bare.append(t)
+        bare_cpu.append(c)
     report_dir = scratch / f"run-{n}-0"
     # counted from the JUnit file's root element: loading parity.json here would make this
     # process large, and a child's ru_maxrss starts from its parent's size at fork (it is
     # kept across exec), so the peak of the parity report below would read hundreds of MiB high
     with open(report_dir / "parity.junit.xml", encoding="utf-8") as f:
         comparisons = int(re.search(r'<testsuites [^>]*\btests="(\d+)"', f.read(4096)).group(1))
-    t_report, p = timed([PY, "-c", _PARENT_RSS, "report", str(report_dir / "results"), "--report-dir",
-                         str(scratch / f"report-{n}")])
-    _, report_kib, report_writer_kib = p.stderr.strip().splitlines()[-1].split()
+    t_report, p, _ = timed([PY, "-c", _PARENT_RSS, "report", str(report_dir / "results"), "--report-dir",
+                            str(scratch / f"report-{n}")])
+    _, report_kib, report_writer_kib, _ = p.stderr.strip().splitlines()[-1].split()
     store_bytes = sum(f.stat().st_size for f in (report_dir / "results").rglob("*") if f.is_file())
     ratios = [h / b for h, b in zip(harness, bare)]
     out = {
         "cases": n, "comparisons": comparisons, "pairs": pairs,
         "parity_run_s": harness, "bare_loop_s": bare, "ratio": sorted(ratios)[len(ratios) // 2],
         "overhead_ms_per_case": 1000 * (min(harness) - min(bare)) / n,
+        # CPU seconds (user + system) of each run: parity's with its workers and report writer,
+        # its parent process alone, and the bare loop's
+        "parity_run_cpu_s": cpu, "parity_parent_cpu_s": parent_cpu, "bare_loop_cpu_s": bare_cpu,
         "parity_report_s": t_report, "parity_report_exit": p.returncode,
         "html_bytes_per_comparison": (report_dir / "parity.html").stat().st_size / comparisons,
         "json_bytes_per_comparison": (report_dir / "parity.json").stat().st_size / comparisons,
@@ -149,6 +170,17 @@ def main(argv=None) -> int:
               f"{r['store_bytes_per_case'] / 1024:.1f} KB | {r['parent_peak_rss_mib']:.0f} MiB "
               f"({r['run_writer_peak_rss_mib']:.0f} MiB) | "
               f"{r['report_peak_rss_mib']:.0f} MiB ({r['report_writer_peak_rss_mib']:.0f} MiB) |")
+    print()
+    print("CPU (user + system) per case, the run with the least wall time of each size:")
+    print("| cases | parity run, every process | its parent process | its workers and report writer | bare loop |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in results:
+        k = r["parity_run_s"].index(min(r["parity_run_s"]))
+        j = r["bare_loop_s"].index(min(r["bare_loop_s"]))
+        per = 1000 / r["cases"]
+        print(f"| {r['cases']} | {r['parity_run_cpu_s'][k] * per:.2f} ms | {r['parity_parent_cpu_s'][k] * per:.2f} ms | "
+              f"{(r['parity_run_cpu_s'][k] - r['parity_parent_cpu_s'][k]) * per:.2f} ms | "
+              f"{r['bare_loop_cpu_s'][j] * per:.2f} ms |")
     print(out)
     return 0
 
