@@ -354,28 +354,43 @@ class Worker:
                 log.close()
 
     def _read(self, deadline: float):
+        """One message of the worker (its hello, or the answer to the request just sent)."""
         fd = self.proc.stdout.fileno()
+        # a worker writes each message whole, so one read usually brings its length, header
+        # and arrays at once, instead of a select and a read for each of them. It sends nothing
+        # it was not asked for, so nothing read here belongs to a later message.
+        pending = bytearray()
 
         def read_exact(n: int) -> bytes:
-            buf = bytearray()
-            while len(buf) < n:
+            while len(pending) < n:
                 left = deadline - time.monotonic()
                 ready = select.select([fd], [], [], max(left, 0))[0] if left > 0 else []
                 if not ready:
                     raise TimeoutError
-                chunk = os.read(fd, min(n - len(buf), 1 << 22))
+                chunk = os.read(fd, max(min(n - len(pending), 1 << 22), 1 << 16))
                 if not chunk:
                     raise EOFError
-                buf += chunk
-            return bytes(buf)
+                pending.extend(chunk)
+            if len(pending) == n:  # the usual case: the message's last piece
+                out = bytes(pending)
+                pending.clear()
+            else:
+                out = bytes(pending[:n])
+                del pending[:n]
+            return out
 
         try:
-            return protocol.read(read_exact)
+            message = protocol.read(read_exact)
         except TimeoutError:
             self.kill()
             raise WorkerDied(TIMEOUT, "no answer within the time limit; the worker was killed") from None
         except (EOFError, ValueError, OSError) as exc:
             raise WorkerDied(CRASH, self._death(exc)) from None
+        if pending:  # more than one message: the worker does not follow the protocol
+            self.kill()
+            raise WorkerDied(CRASH, f"the worker sent {len(pending)} bytes after the end of its answer, which "
+                                    f"the protocol does not allow; it was killed")
+        return message
 
     def _death(self, exc) -> str:
         try:

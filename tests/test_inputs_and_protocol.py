@@ -71,6 +71,61 @@ def test_protocol_refuses_pickles():
     assert issubclass(protocol.ProtocolError, ValueError)  # the runner's "the worker died" for a garbled answer
 
 
+
+def _fake_worker(script: str):
+    """A runner.Worker whose process is ``script`` (a plain Python process writing protocol
+    messages to its stdout), for the parent's side of the pipe."""
+    import subprocess
+    import sys
+
+    from parity import runner
+
+    w = runner.Worker("torch", "cpu", None, None, 10)
+    w.proc = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              start_new_session=True)
+    return w
+
+
+def test_the_parent_reads_a_message_in_pieces_or_whole(tmp_path):
+    """The parent reads what the pipe holds at once: a message written whole, or in pieces
+    with pauses between them (a 3 MB array among them), reads back the same."""
+    import time
+
+    arrays = {"x": np.arange(6, dtype=np.float32), "big": np.ones(800_000, np.float32)}
+    msg = tmp_path / "message"
+    msg.write_bytes(protocol.pack({"status": "OK"}, arrays))
+    cuts = [0, 3, 40, 5000, None]
+    for script in (f"import sys; sys.stdout.buffer.write(open({str(msg)!r}, 'rb').read()); sys.stdout.flush()",
+                   f"import sys, time\nm = open({str(msg)!r}, 'rb').read()\ncuts = {cuts!r}\n"
+                   "for a, b in zip(cuts, cuts[1:]):\n"
+                   "    sys.stdout.buffer.write(m[a:b]); sys.stdout.flush(); time.sleep(0.05)"):
+        w = _fake_worker(script)
+        try:
+            header, back = w._read(time.monotonic() + 30)
+        finally:
+            w.stop()
+        assert header == {"status": "OK"}
+        assert all(np.array_equal(back[k], arrays[k]) for k in arrays)
+
+
+def test_a_worker_that_sends_more_than_it_was_asked_is_a_crash():
+    """Bytes after the end of an answer would be read as the next run's answer: the worker is
+    killed and the run is a CRASH that says why."""
+    import time
+
+    from parity import runner
+
+    msg = protocol.pack({"status": "OK"})
+    w = _fake_worker(f"import sys, time; sys.stdout.buffer.write({msg + msg!r}); sys.stdout.flush(); time.sleep(60)")
+    try:
+        with pytest.raises(runner.WorkerDied) as exc:
+            w._read(time.monotonic() + 30)
+        assert exc.value.status == runner.CRASH
+        assert f"sent {len(msg)} bytes after the end of its answer" in exc.value.message
+        assert w.proc.poll() is not None  # killed, not left running
+    finally:
+        w.stop()
+
 ARRAYS = [np.arange(24, dtype=np.float32).reshape(2, 3, 4), np.asfortranarray(np.ones((3, 4))),
           np.zeros((0, 3), np.int8), np.array(3.5), np.ones((2, 2), bool)[:, :1], np.arange(5, dtype=">i4"),
           np.ones((1,) * 32, np.float16), np.arange(6, dtype=np.uint16).view(ml_dtypes.bfloat16).view(np.uint16)]
