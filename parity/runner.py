@@ -386,9 +386,9 @@ class Worker:
             raise WorkerDied(TIMEOUT, "no answer within the time limit; the worker was killed") from None
         except (EOFError, ValueError, OSError) as exc:
             raise WorkerDied(CRASH, self._death(exc)) from None
-        if pending:  # more than one message: the worker does not follow the protocol
+        if pending:  # more than one message (after its hello or an answer): not the protocol
             self.kill()
-            raise WorkerDied(CRASH, f"the worker sent {len(pending)} bytes after the end of its answer, which "
+            raise WorkerDied(CRASH, f"the worker sent {len(pending)} bytes after the end of its message, which "
                                     f"the protocol does not allow; it was killed")
         return message
 

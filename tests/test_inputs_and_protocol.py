@@ -121,7 +121,7 @@ def test_a_worker_that_sends_more_than_it_was_asked_is_a_crash():
         with pytest.raises(runner.WorkerDied) as exc:
             w._read(time.monotonic() + 30)
         assert exc.value.status == runner.CRASH
-        assert f"sent {len(msg)} bytes after the end of its answer" in exc.value.message
+        assert f"sent {len(msg)} bytes after the end of its message" in exc.value.message
         assert w.proc.poll() is not None  # killed, not left running
     finally:
         w.stop()
