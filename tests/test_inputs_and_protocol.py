@@ -173,3 +173,75 @@ def test_a_failed_save_removes_what_it_wrote(tmp_path, monkeypatch):
         npyio.save(tmp_path / "a.npy", np.ones((100, 100)))
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == []
+
+
+def _feed_runs(monkeypatch, modes, timeout=None):
+    """Runs of the test-only fault op on a real torch worker, one per mode, in one _Feed."""
+    import parity
+    from parity import runner
+
+    monkeypatch.setenv("PARITY_TEST_OPS", "1")
+    planner = runner.Planner(["torch"])
+    runs = []
+    for i, mode in enumerate(modes):
+        case = parity.case("fault", inputs={"x": np.full(3, i, np.float32)}, native={"torch": {"mode": mode}},
+                           name=f"feed/{i}-{mode}", frameworks=["torch"], **({"timeout": timeout} if timeout else {}))
+        runs += planner.runs(case)
+    return runs
+
+
+def test_queued_runs_behind_a_crash_or_a_hang_are_sent_again_to_a_fresh_worker(monkeypatch):
+    """A worker holds several requests at once; the oldest unanswered one is the one it was
+    making when it died or hung, and only that run fails: the runs queued behind it are sent
+    again, in order, to a new worker, and each gets its own answer."""
+    from parity import inputs, runner
+
+    runs = _feed_runs(monkeypatch, ["ok", "abort", "ok", "ok", "hang", "ok"], timeout=3)
+    worker = runner.Worker("torch", "cpu", None, None, 120)
+    got = []
+    feed = runner._Feed(worker, 300, lambda i, r: got.append((i, r)))
+    try:
+        for i, run in enumerate(runs):
+            arrays = {k: s.materialize() for k, s in run.case.inputs.items()}
+            feed.submit(i, run, lambda a=arrays: (a, inputs.digest(a)))
+        assert len(feed.flight) > 1  # queued: sent before the answers before them were read
+        feed.drain()
+    finally:
+        worker.stop()
+    assert [i for i, _ in got] == list(range(6))
+    assert [r.status for _, r in got] == [runner.OK, runner.CRASH, runner.OK, runner.OK, runner.TIMEOUT, runner.OK]
+    assert "SIGABRT" in got[1][1].message
+    assert got[4][1].message == "no answer after 3 s; the worker was killed"
+    # its 3 s counted from when the worker could begin it, not from when it was sent
+    assert 3 <= got[4][1].seconds < 10
+    for (i, r) in got:
+        if r.status == runner.OK:
+            np.testing.assert_array_equal(r.outputs["y"], np.full(3, 2 * i, np.float32))
+    pids = [r.worker["pid"] for _, r in got]
+    assert pids[0] == pids[1] != pids[2] == pids[3] == pids[4] != pids[5] and worker.starts == 3
+
+
+def test_a_worker_that_answers_another_run_than_the_next_is_a_crash():
+    """Answers come in the order of the requests; one for another run would be taken for the
+    wrong case: the worker is killed and the run is a CRASH that says so."""
+    import parity
+    from parity import runner
+
+    msg = protocol.pack({"status": "OK", "id": "some/other::torch@cpu[]/float32"})
+    w = _fake_worker(f"import sys, time; sys.stdin.buffer.read(1); sys.stdout.buffer.write({msg!r}); "
+                     "sys.stdout.flush(); time.sleep(60)")
+    w.hello = {"status": "OK"}
+    case = parity.case("lrn", inputs={"x": np.ones((1, 2, 2, 2), np.float32)}, params={"size": 3}, name="feed/x",
+                       frameworks=["torch"])
+    run = runner.Planner(["torch"]).runs(case)[0]
+    got = []
+    feed = runner._Feed(w, 30, lambda i, r: got.append(r))
+    try:
+        feed.submit(0, run, lambda: ({"x": np.ones((1, 2, 2, 2), np.float32)}, None))
+        feed.drain()
+    finally:
+        w.stop()
+    assert [r.status for r in got] == [runner.CRASH]
+    assert "answered run 'some/other::torch@cpu[]/float32' when 'feed/x::torch@cpu[]/float32' was next" \
+        in got[0].message
+    assert w.proc.poll() is not None
