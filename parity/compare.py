@@ -9,6 +9,7 @@ their verdicts. Verdicts and statuses: parity.verdicts; side labels: parity.side
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +18,7 @@ from parity import sides
 from parity.cases import Case, Known
 from parity.declarations import Declarations
 from parity.inputs import DTYPES
-from parity.metrics import EPSILON, Metrics, metrics, ordered_bits, ulp_distance  # noqa: F401 - re-exported
+from parity.metrics import EPSILON, Metrics, metrics, metrics_many, ordered_bits, ulp_distance  # noqa: F401 - re-exported
 from parity.runner import Result
 from parity.verdicts import (CRASH, ERROR, FAIL, FIXED, KNOWN_GAP, OK, PASS, TIMEOUT, UNSUPPORTED,  # noqa: F401
                              VERDICTS, is_ok)
@@ -178,6 +179,8 @@ class _Evaluation:
                 versions.setdefault((r.host or {}).get("id"), {}).setdefault(r.framework, r.version)
         self.declarations = Declarations(case, versions)
         self.rows: list[Comparison] = []
+        self._measure: list[tuple] = []  # (row, a, b, bound) for settle
+        self._then: list = []
         for r in results:
             if r.status == OK:
                 _check_outputs(r, self.ref_of.get(r.form), case)
@@ -194,12 +197,37 @@ class _Evaluation:
         return Comparison(self.case, kind, a, b, output, self.dtype, verdict, atol, rtol, **kw)
 
     def measure(self, row: Comparison, a, b, bound=None) -> None:
-        """The row's metrics and PASS/FAIL; the drill-down data (histogram, worst elements, per
-        channel) only for a row beyond tolerance, where a reader needs it (a second pass)."""
-        row.metrics = metrics(a, b, self.dtype, row.atol, row.rtol, bound)
-        if row.metrics.mismatches:
-            row.metrics = metrics(a, b, self.dtype, row.atol, row.rtol, bound, detail=True)
-        row.verdict = PASS if row.metrics.mismatches == 0 else FAIL
+        """The row's metrics and PASS/FAIL, computed by ``settle`` (all the case's at once)."""
+        self._measure.append((row, a, b, bound))
+
+    def then(self, action) -> None:
+        """Do ``action()`` (what needs the metrics: declarations, keeping the row) in ``settle``,
+        in the order given."""
+        self._then.append(action)
+
+    def settle(self) -> None:
+        """The metrics of every row measured so far, in one pass (metrics_many), then what was
+        to follow them. The drill-down data (histogram, worst elements, per channel) only for a
+        row beyond tolerance, where a reader needs it (a second pass)."""
+        jobs = [(a, b, row.atol, row.rtol, bound) for row, a, b, bound in self._measure]
+        for (row, a, b, bound), m in zip(self._measure, metrics_many(jobs, self.dtype)):
+            if m.mismatches:
+                m = metrics(a, b, self.dtype, row.atol, row.rtol, bound, detail=True)
+            row.metrics = m
+            row.verdict = PASS if m.mismatches == 0 else FAIL
+        self._measure.clear()
+        for action in self._then:
+            action()
+        self._then.clear()
+
+    def keep(self, row: Comparison, status: str | None = None, message: str = "") -> None:
+        """Once measured: the declarations applied to the row (its run's status first, where
+        given), and the row kept."""
+        if status is not None:
+            self.declarations.apply_status(row, status, message)
+        if status is None or status == OK:
+            self.declarations.apply_gap(row)
+        self.rows.append(row)
 
     def against_reference(self) -> None:
         """Each run against the reference of its own canonical form; a run without outputs gets
@@ -219,10 +247,7 @@ class _Evaluation:
                     if r.form != own_form:
                         row.message = "compared with the reference of this framework's own call: " + \
                                       _diff_text(r.form.diff(own_form), "this call", "the case's params")
-                self.declarations.apply_status(row, status, message)
-                if status == OK:
-                    self.declarations.apply_gap(row)
-                self.rows.append(row)
+                self.then(functools.partial(self.keep, row, status, message))
 
     def pairs(self) -> None:
         """Every pair of runs that produced outputs."""
@@ -241,8 +266,7 @@ class _Evaluation:
                         if fa and fb and fa.status == OK and fb.status == OK:
                             row.semantic_max_abs = float(np.max(np.abs(fa.outputs[output] - fb.outputs[output])))
                         row.message = "different computations: " + _diff_text(sem, row.a.label, row.b.label)
-                    self.declarations.apply_gap(row)
-                    self.rows.append(row)
+                    self.then(functools.partial(self.keep, row))
 
     def golden(self) -> None:
         """Each golden value against the reference and the frameworks it names."""
@@ -266,8 +290,7 @@ class _Evaluation:
                 else:
                     self.measure(row, out, golden)
                 row.message = (row.message + "; " if row.message else "") + f"golden values: expected.{e.who}"
-                self.declarations.apply_gap(row)
-                self.rows.append(row)
+                self.then(functools.partial(self.keep, row))
 
     def against_baseline(self, baseline: list[Result], name: str, partial: bool = False) -> None:
         """Each run against the same framework, device and variant (and host, where the baseline
@@ -308,10 +331,10 @@ class _Evaluation:
                     row.verdict = UNSUPPORTED
                     row.message = (f"baseline {name!r} has no output {output!r} of {a_side.label} "
                                    f"(saved before the case had it)")
-                self.declarations.apply_gap(row)
-                self.rows.append(row)
+                self.then(functools.partial(self.keep, row))
 
     def finish(self) -> list[Comparison]:
+        self.settle()
         self.declarations.mark_fixed()
         self.declarations.note_misses()
         for row in self.rows:

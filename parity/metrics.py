@@ -259,6 +259,106 @@ def _details(a, b, parts: list[_Part], chunks: list[slice], shape, mismatches: i
     return {"worst": worst, "per_channel_max_abs": per_channel}
 
 
+def metrics_many(jobs, dtype: str) -> list[Metrics]:
+    """``metrics(a, b, dtype, atol, rtol, bound)`` of each job ``(a, b, atol, rtol, bound)``: the
+    same numbers, bit for bit. The jobs of one size (up to CHUNK elements), tolerance and kind of
+    bound are computed together, one NumPy call over a stacked array for each step instead of
+    one per pair: a small case's comparisons (three frameworks, each against the reference and
+    each other) cost the NumPy calls of one. A job whose differences are not all finite, or
+    whose values take the rare paths (opposite signs among the counted elements, float64 ulps),
+    is computed alone. No drill-down data (``detail``): call ``metrics`` for those."""
+    out: list[Metrics | None] = [None] * len(jobs)
+    groups: dict[tuple, list[int]] = {}
+    for j, (a, b, atol, rtol, bound) in enumerate(jobs):
+        n = int(np.size(a))
+        if 1 < n <= CHUNK and np.shape(a) == np.shape(b) and (bound is None or np.shape(bound) == np.shape(a)):
+            groups.setdefault((n, atol, rtol, bound is None), []).append(j)
+    for (n, atol, rtol, no_bound), idx in groups.items():
+        if len(idx) > 1:
+            for j, m in zip(idx, _stacked([jobs[j] for j in idx], n, dtype, atol, rtol, no_bound)):
+                out[j] = m
+    return [m if m is not None else metrics(a, b, dtype, atol, rtol, bound)
+            for m, (a, b, atol, rtol, bound) in zip(out, jobs)]
+
+
+def _stacked(jobs, n: int, dtype: str, atol: float, rtol: float, no_bound: bool) -> list[Metrics | None]:
+    """The fast path of _chunk for k jobs of n elements at once; None for a job it leaves to
+    ``metrics`` (not finite, or a rare ulp path)."""
+    k = len(jobs)
+    A = np.empty((k, n))
+    B = np.empty((k, n))
+    for j, (a, b, *_) in enumerate(jobs):
+        A[j] = np.asarray(a).reshape(-1)  # to float64, as _chunk's astype
+        B[j] = np.asarray(b).reshape(-1)
+    bound = None
+    if not no_bound:
+        bound = np.empty((k, n))
+        for j, job in enumerate(jobs):
+            bound[j] = np.asarray(job[4], np.float64).reshape(-1)
+    with np.errstate(all="ignore"):
+        diff = np.subtract(A, B)
+        np.abs(diff, out=diff)
+        total = diff.sum(axis=1)  # each row as diff.sum() of that row alone (the same pairwise sum)
+        good = np.isfinite(total)
+        if bound is not None:
+            good &= np.isfinite(bound.sum(axis=1))
+        scale = np.abs(A)
+        np.maximum(scale, np.abs(B), out=scale)
+        threshold = ulp_threshold(atol, rtol)
+        sel = None if threshold == 0 else scale >= threshold
+        dt = DTYPES[dtype]
+        ulps: list = [None] * k
+        slow = np.zeros(k, bool)
+        if dt.itemsize == 8:
+            slow[:] = True
+        else:
+            ia = A.astype(dt).view(_INT_OF[dt.itemsize])  # float32 etc. are exact in float64: as astype(dt)
+            ib = B.astype(dt).view(_INT_OF[dt.itemsize])
+            opposite = np.bitwise_xor(ia, ib) < 0
+            if sel is not None:
+                opposite &= sel
+            slow = opposite.any(axis=1)
+            d = np.abs(np.subtract(ia, ib))  # of one sign where it counts: it fits their width
+            if sel is not None:
+                d = np.where(sel, d, -1)
+            best = d.max(axis=1)
+            ulps = [None if v < 0 else float(v) for v in best.tolist()]
+        work = np.multiply(scale, rtol)
+        np.subtract(diff, work, out=work)
+        max_excess = work.max(axis=1)
+        mismatches = np.count_nonzero(work > atol, axis=1)
+        np.divide(diff, scale, out=work)
+        max_rel = np.fmax.reduce(work, axis=1)
+        ratio = None
+        if bound is not None:
+            np.divide(diff, bound, out=work)
+            ratio = np.fmax.reduce(work, axis=1)
+    worst = diff.argmax(axis=1)
+    out: list[Metrics | None] = []
+    for j, (a, b, *_) in enumerate(jobs):
+        if not good[j]:
+            out.append(None)
+            continue
+        ulp = ulps[j]
+        if slow[j]:
+            with np.errstate(over="ignore"):
+                ulp = _max_ulp_quiet(np.asarray(a).reshape(-1), np.asarray(b).reshape(-1), dtype,
+                                     None if sel is None else sel[j])
+        w = int(worst[j])
+        rel = float(max_rel[j])
+        r = None if ratio is None else float(ratio[j])
+        if r is not None and math.isnan(r):
+            r = 0.0
+        shape = np.shape(a)
+        out.append(Metrics(
+            n=n, max_abs=float(diff[j, w]), max_rel=0.0 if math.isnan(rel) else rel, mean_abs=float(total[j]) / n,
+            max_ulp=ulp, mismatches=int(mismatches[j]), nonfinite_mismatches=0,
+            min_atol=max(float(max_excess[j]), 0.0),
+            worst_index=tuple(int(i) for i in np.unravel_index(w, shape)) if shape else (),
+            worst_a=float(A[j, w]), worst_b=float(B[j, w]), bound_ratio=r))
+    return out
+
+
 def metrics(a: np.ndarray, b: np.ndarray, dtype: str, atol: float, rtol: float,
             bound: np.ndarray | None = None, detail: bool = False) -> Metrics:
     """Compare two arrays of the same shape. See the module docstring. ``bound``: the

@@ -107,3 +107,45 @@ def test_ulps_count_only_where_the_tolerance_is_relative():
     with np.errstate(invalid="ignore"):
         nan = metrics(np.array([np.nan, 0.1], np.float32), np.array([1.0, 0.1], np.float32), "float32", 1e-6, 1e-6)
     assert nan.max_ulp == math.inf  # a NaN where the other side has a number always counts
+
+
+def _same(m1, m2) -> bool:
+    """Two Metrics with the same numbers, bit for bit (NaN equal to NaN)."""
+    import dataclasses
+
+    def key(m):
+        return [(repr(v) if isinstance(v, float) else v) for v in dataclasses.astuple(m)[:-1]]
+
+    return key(m1) == key(m2)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16", "float64"])
+def test_metrics_of_many_pairs_at_once_are_metrics_of_each(dtype):
+    """metrics_many stacks same-sized comparisons into one pass: every number is the one
+    metrics gives for that pair alone (sums, maxima, ulps, worst element), including the pairs
+    it leaves to metrics (NaN/Inf, opposite signs, a size of its own)."""
+    from parity.metrics import metrics_many
+
+    rng = np.random.default_rng(7)
+    np_dt = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+    jobs = []
+    for trial in range(60):
+        shape = [(2, 5, 6, 6), (2, 4, 6, 6), (3, 7), (50_000,)][trial % 4]
+        ref = rng.standard_normal(shape) * 10.0 ** rng.integers(-8, 4)
+        a = (ref * (1 + rng.standard_normal(shape) * 2.0 ** -20)).astype(np_dt)
+        b = ref if trial % 3 else (ref + 1e-7).astype(np_dt)
+        if trial % 7 == 0:
+            a.reshape(-1)[3] = np.nan if trial % 2 else np.inf
+        if trial % 11 == 0:
+            a.reshape(-1)[1], b.reshape(-1)[1] = 1e-12, -1e-12  # opposite signs, below the atol/rtol threshold
+        if trial % 13 == 0:
+            a.reshape(-1)[2], b.reshape(-1)[2] = 1.0, -1.0  # opposite signs where ulps count
+        if trial % 5 == 0:
+            a.reshape(-1)[:4] = 0
+            b.reshape(-1)[:4] = 0
+        bound = None if trial % 2 else np.abs(ref) * 2.0 ** -22 + (trial % 4 == 1) * 0.0
+        atol, rtol = [(1e-5, 1e-5), (0.0, 1e-5), (1e-5, 0.0), (1e-5, 1e-5)][trial % 4 if trial % 6 else 0]
+        jobs.append((a, b, atol, rtol, bound))
+    got = metrics_many(jobs, dtype)
+    for (a, b, atol, rtol, bound), m in zip(jobs, got):
+        assert _same(m, metrics(a, b, dtype, atol, rtol, bound)), (a.shape, atol, rtol, bound is None)
