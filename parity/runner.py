@@ -4,8 +4,10 @@ One worker process per (framework, device, python) imports its framework once an
 serves every run of it; workers for different frameworks run concurrently, and
 the float64 reference runs on a thread of the parent. A worker that raises
 yields ERROR; one that dies yields CRASH (and is restarted for the next run); one
-that does not answer within the per-run limit is killed and yields TIMEOUT. The
-parent never imports a deep-learning framework.
+that does not answer within the per-run limit is killed and yields TIMEOUT. Each
+worker holds a few requests queued (_Feed), so it never waits for the parent
+between runs; the runs queued behind a crash or a hang go again to a fresh worker.
+The parent never imports a deep-learning framework.
 """
 
 from __future__ import annotations
@@ -447,11 +449,6 @@ class Worker:
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError, ValueError) as exc:
             raise WorkerDied(CRASH, self._death(exc)) from None
-
-    def request(self, header: dict, arrays: dict, timeout: float):
-        """One request and its answer (nothing else queued)."""
-        self.send(protocol.pack(header, arrays))
-        return self._read(time.monotonic() + timeout)
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
