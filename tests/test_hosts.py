@@ -17,6 +17,7 @@ from conftest import ROOT, run_cli
 
 AMD = ROOT / "tests" / "data" / "hosts" / "amd-epyc-avx2" / "results"
 AVX512 = ROOT / "tests" / "data" / "hosts" / "amd-epyc-avx512" / "results"
+INTEL = ROOT / "tests" / "data" / "hosts" / "intel-xeon-avx512" / "results"
 CASES = ROOT / "cases"
 
 
@@ -132,6 +133,34 @@ def test_the_shipped_cases_hold_on_the_avx512_store(tmp_path):
     assert "it happened on host amd-avx512" in row["notes"]
     row = r.row("batch_norm/large-mean", "tensorflow vs reference", "y")
     assert row["verdict"] == "KNOWN_GAP" and row["max_abs"] == pytest.approx(4.146e-3, rel=1e-3)
+
+
+def test_the_shipped_cases_hold_on_the_intel_store(tmp_path):
+    """A third kind of host: an Intel Xeon (Sapphire Rapids: AVX-512 with FP16, and AMX),
+    where mindspore's single-channel LRN fails as on the AMD AVX-512 host, and tensorflow's
+    large-mean batch norm is off the reference by what it is there."""
+    r = run_cli("report", INTEL, "--cases", CASES, report_dir=tmp_path)
+    assert r.code == 0, r.stdout[-3000:] + r.stderr
+    host = r.json["hosts"][0]
+    assert host["label"] == "intel-avx512" and {"avx512f", "avx512_fp16", "amx_tile"} <= set(host["flags"])
+    row = r.row("lrn/mindspore-one-channel", "mindspore vs reference")
+    assert row["verdict"] == "ERROR" and row["declared"] and "could not execute a primitive" in row["message"]
+    assert "it happened on host intel-avx512" in row["notes"]
+    row = r.row("batch_norm/large-mean", "tensorflow vs reference", "y")
+    assert row["verdict"] == "KNOWN_GAP" and row["max_abs"] == pytest.approx(4.146e-3, rel=1e-3)
+
+
+def test_the_amd_and_intel_avx512_hosts_differ_in_two_outputs(tmp_path):
+    """The AMD and the Intel AVX-512 stores, merged: of the cases both hold (those where the
+    AMD AVX-512 host differs from the AVX2 one), only tensorflow's float16 batch-norm running
+    statistics differ, and the view lists exactly those (computed here from the files)."""
+    out = tmp_path / "merged"
+    assert run_cli("merge", AVX512, INTEL, "--out", out).code == 0
+    r = run_cli("report", out, "--cases", CASES, report_dir=tmp_path / "r")
+    assert r.code == 0, r.stdout[-3000:]
+    listed = {(e["case"], e["side"], e["output"]) for e in r.json["across_hosts"]}
+    assert listed == _differing_outputs(AVX512, INTEL) == {("dtypes/batch_norm[float16]", "tensorflow", "running_mean"),
+                                                          ("dtypes/batch_norm[float16]", "tensorflow", "running_var")}
 
 
 def test_two_stored_hosts_merged_list_exactly_what_differs(tmp_path):
