@@ -9,7 +9,6 @@ their verdicts. Verdicts and statuses: parity.verdicts; side labels: parity.side
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -180,7 +179,7 @@ class _Evaluation:
         self.declarations = Declarations(case, versions)
         self.rows: list[Comparison] = []
         self._measure: list[tuple] = []  # (row, a, b, bound) for settle
-        self._then: list = []
+        self._kept: list[tuple] = []  # (row, status, message) for settle, in order
         for r in results:
             if r.status == OK:
                 _check_outputs(r, self.ref_of.get(r.form), case)
@@ -200,14 +199,9 @@ class _Evaluation:
         """The row's metrics and PASS/FAIL, computed by ``settle`` (all the case's at once)."""
         self._measure.append((row, a, b, bound))
 
-    def then(self, action) -> None:
-        """Do ``action()`` (what needs the metrics: declarations, keeping the row) in ``settle``,
-        in the order given."""
-        self._then.append(action)
-
     def settle(self) -> None:
-        """The metrics of every row measured so far, in one pass (metrics_many), then what was
-        to follow them. The drill-down data (histogram, worst elements, per channel) only for a
+        """The metrics of every row measured so far, in one pass (metrics_many), then the
+        declarations applied to the rows kept, in order. The drill-down data (histogram, worst elements, per channel) only for a
         row beyond tolerance, where a reader needs it (a second pass)."""
         jobs = [(a, b, row.atol, row.rtol, bound) for row, a, b, bound in self._measure]
         for (row, a, b, bound), m in zip(self._measure, metrics_many(jobs, self.dtype)):
@@ -216,18 +210,18 @@ class _Evaluation:
             row.metrics = m
             row.verdict = PASS if m.mismatches == 0 else FAIL
         self._measure.clear()
-        for action in self._then:
-            action()
-        self._then.clear()
+        for row, status, message in self._kept:
+            if status is not None:
+                self.declarations.apply_status(row, status, message)
+            if status is None or status == OK:
+                self.declarations.apply_gap(row)
+            self.rows.append(row)
+        self._kept.clear()
 
     def keep(self, row: Comparison, status: str | None = None, message: str = "") -> None:
-        """Once measured: the declarations applied to the row (its run's status first, where
-        given), and the row kept."""
-        if status is not None:
-            self.declarations.apply_status(row, status, message)
-        if status is None or status == OK:
-            self.declarations.apply_gap(row)
-        self.rows.append(row)
+        """Keep the row; once it is measured (``settle``), the declarations are applied to it:
+        its run's status first, where given."""
+        self._kept.append((row, status, message))
 
     def against_reference(self) -> None:
         """Each run against the reference of its own canonical form; a run without outputs gets
@@ -247,7 +241,7 @@ class _Evaluation:
                     if r.form != own_form:
                         row.message = "compared with the reference of this framework's own call: " + \
                                       _diff_text(r.form.diff(own_form), "this call", "the case's params")
-                self.then(functools.partial(self.keep, row, status, message))
+                self.keep(row, status, message)
 
     def pairs(self) -> None:
         """Every pair of runs that produced outputs."""
@@ -266,7 +260,7 @@ class _Evaluation:
                         if fa and fb and fa.status == OK and fb.status == OK:
                             row.semantic_max_abs = float(np.max(np.abs(fa.outputs[output] - fb.outputs[output])))
                         row.message = "different computations: " + _diff_text(sem, row.a.label, row.b.label)
-                    self.then(functools.partial(self.keep, row))
+                    self.keep(row)
 
     def golden(self) -> None:
         """Each golden value against the reference and the frameworks it names."""
@@ -290,7 +284,7 @@ class _Evaluation:
                 else:
                     self.measure(row, out, golden)
                 row.message = (row.message + "; " if row.message else "") + f"golden values: expected.{e.who}"
-                self.then(functools.partial(self.keep, row))
+                self.keep(row)
 
     def against_baseline(self, baseline: list[Result], name: str, partial: bool = False) -> None:
         """Each run against the same framework, device and variant (and host, where the baseline
@@ -331,7 +325,7 @@ class _Evaluation:
                     row.verdict = UNSUPPORTED
                     row.message = (f"baseline {name!r} has no output {output!r} of {a_side.label} "
                                    f"(saved before the case had it)")
-                self.then(functools.partial(self.keep, row))
+                self.keep(row)
 
     def finish(self) -> list[Comparison]:
         self.settle()
