@@ -844,7 +844,6 @@ class _Feed:
         self.stop = stop or threading.Event()
         self.todo: collections.deque[_Sent] = collections.deque()  # not sent yet, or to send again
         self.flight: collections.deque[_Sent] = collections.deque()  # sent, not answered, in order
-        self.flight_pages = 0
         self.free_at = 0.0  # when the worker sent its last answer
 
     def busy(self) -> bool:
@@ -878,7 +877,6 @@ class _Feed:
                 lost = (*self.flight, *self.todo)
                 self.todo.clear()
                 self.flight.clear()
-                self.flight_pages = 0
                 for e in lost:
                     self.done(e.i, _failed(e.run, ERROR, message))
 
@@ -896,14 +894,15 @@ class _Feed:
 
     def _fits(self, e: _Sent) -> bool:
         """Whether ``e`` may be queued behind the runs in flight."""
-        return (len(self.flight) < self.depth
-                and (self.flight_pages + _pages(e.pack())) * _PAGE <= self.worker.pipe_bytes)
+        if len(self.flight) >= self.depth:
+            return False
+        pages = _pages(e.pack()) + sum(_pages(f.message) for f in self.flight)
+        return pages * _PAGE <= self.worker.pipe_bytes
 
     def _send(self) -> None:
         e = self.todo.popleft()
-        message = e.pack()
         try:
-            self.worker.send(message)
+            self.worker.send(e.pack())
         except WorkerDied as exc:
             if self.flight:  # the worker died making an earlier run: reading its answer says how
                 self.todo.appendleft(e)
@@ -914,13 +913,11 @@ class _Feed:
             return
         e.sent = time.monotonic()
         self.flight.append(e)
-        self.flight_pages += _pages(message)
 
     def _answer(self) -> None:
         """Read the answer to the oldest run in flight, or its failure (the others go back to
         todo), and hand it on."""
         e = self.flight.popleft()
-        self.flight_pages -= _pages(e.message)
         run, worker = e.run, self.worker
         start = max(e.sent, self.free_at)
         try:
@@ -932,7 +929,6 @@ class _Feed:
         except WorkerDied as exc:
             self.todo.extendleft(reversed(self.flight))  # sent again, in order, to a fresh worker
             self.flight.clear()
-            self.flight_pages = 0
             worker.kill()
             message = exc.message
             if exc.status == TIMEOUT:
