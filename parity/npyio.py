@@ -1,6 +1,7 @@
 """.npy files are input: read the header first, check it, then read exactly what it declares.
 
-A case's ``file:`` input and every array of a results store go through here. ``check``
+A case's ``file:`` input and every array of a results store (a file, or a record of its
+pack of arrays: ``check_at``, ``load_at``, ``append``) go through here. ``check``
 reads the magic and header only (no data, never a pickle) and refuses what parity cannot
 use or should not trust: an unknown format version, an object or structured dtype, a
 negative or non-integer shape, more elements than ``max_elements``, and a file shorter (or
@@ -12,7 +13,6 @@ for a one-line error naming the file.
 from __future__ import annotations
 
 import ast
-import contextlib
 import io
 import math
 import os
@@ -136,12 +136,31 @@ def _literal(text: str) -> tuple:
     return tuple(shape), dt, fortran
 
 
+def check_at(path: Path, offset: int, size: int, max_elements: int = MAX_ELEMENTS) -> Header:
+    """The header of the .npy record of ``size`` bytes at ``offset`` in ``path`` (a results
+    store's pack of arrays), checked as ``check`` checks a file of that size."""
+    try:
+        with open(Path(path), "rb") as f:
+            f.seek(offset)
+            return _checked(f, max_elements, size)
+    except OSError as exc:
+        raise NpyError(f"unreadable: {exc.strerror or exc}") from None
+
+
 def load(path: Path, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     """The array of ``path``, after the checks of ``check``, read in the same pass into an array
     of the declared shape and dtype (never unpickled: the dtype is plain)."""
+    return load_at(path, 0, None, max_elements)
+
+
+def load_at(path: Path, offset: int, size: int | None, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
+    """The array of the .npy record of ``size`` bytes at ``offset`` in ``path`` (None: the whole
+    file is one), checked as ``load`` checks a file."""
     try:
         with open(Path(path), "rb") as f:
-            h = _checked(f, max_elements)
+            if offset:
+                f.seek(offset)
+            h = _checked(f, max_elements, size)
             arr = np.empty(h.shape, h.dtype, order="F" if h.fortran_order else "C")
             if arr.nbytes and f.readinto(memoryview(arr.reshape(-1, order="A")).cast("B")) != arr.nbytes:
                 raise NpyError("truncated while reading")
@@ -187,24 +206,29 @@ def _write(f, arr: np.ndarray) -> None:
         f.write(memoryview(arr.reshape(-1)).cast("B"))
 
 
+def append(fd: int, arr: np.ndarray) -> int:
+    """Write the .npy bytes of ``arr`` (as ``np.save`` writes them) at the file position of
+    the raw file descriptor ``fd``, with no copy of the data; the number of bytes written."""
+    arr = np.asarray(arr)
+    head = _header(arr)
+    if head is None:
+        parts = [to_bytes(arr)]
+    else:
+        parts = [head, memoryview(arr.reshape(-1)).cast("B")] if arr.nbytes else [head]
+    n = 0
+    for part in parts:
+        view = memoryview(part)
+        while view:
+            k = os.write(fd, view)
+            view, n = view[k:], n + k
+    return n
+
+
 def to_bytes(arr: np.ndarray) -> bytes:
     """The .npy bytes of ``arr``, as ``np.save`` writes them (allow_pickle=False)."""
     buf = io.BytesIO()
     _write(buf, arr)
     return buf.getvalue()
-
-
-def save(path: Path, arr: np.ndarray) -> None:
-    """``np.save(path, arr, allow_pickle=False)``: the same bytes (_write). A write that fails
-    (a full disk) removes what it wrote, so that the space is there again for what the caller
-    does next (keeping the cases already finished)."""
-    try:
-        with open(path, "wb") as f:
-            _write(f, arr)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(path)
-        raise
 
 
 def from_bytes(data: bytes, max_elements: int = MAX_ELEMENTS) -> np.ndarray:

@@ -1,21 +1,29 @@
 """Results on disk: what a run produced, portable between machines.
 
-Layout of a results directory (schema ``parity-results/1``)::
+Layout of a results directory (schema ``parity-results/2``)::
 
     RESULTS/
       manifest.json                    the cases, runs and host (below)
       cases/<case-id>/case.yaml        a copy of the case file, and of every file it reads
-      cases/<case-id>/inputs/<x>.npy   the inputs as they were generated (bit for bit)
-      runs/<case-id>/<side>.<out>.npy  each run's outputs (side: framework[@device][[variant]]; stores
-                                       written before 2026-12 have runs/<case-id>/<side>/<out>.npy:
-                                       the manifest names every file, so both read the same)
+      arrays.npys                      every array: the inputs as they were generated and each
+                                       run's outputs (bit for bit), one whole .npy record after
+                                       another; the manifest says where each is:
+                                       {"file": "arrays.npys", "offset": BYTES, "size": BYTES}
+                                       (and "bfloat16": true for bfloat16 bits kept as uint16)
       baseline.json                    only in a baseline: its name and where it came from
+
+Stores of schema ``parity-results/1`` (written before 2026-12-02) keep each array in a file
+of its own, named in the manifest by its path: ``cases/<case-id>/inputs/<x>.npy``,
+``runs/<case-id>/<side>.<out>.npy`` (or ``runs/<case-id>/<side>/<out>.npy``; ``.bf16.npy``
+for bfloat16 bits); they are read as they always were. One file for all arrays is what makes
+a store cheap to write: creating a file or a directory costs 40 to 600 microseconds of
+kernel time, by filesystem and machine, and a small case has four arrays.
 
 manifest.json holds ``schema``, ``created``, ``command``, ``host`` (the machine that wrote
 it), ``hosts`` (every machine its runs come from, by id: parity.host fingerprints),
 ``versions``, ``cases`` (name, id, op, file, dtype, inputs_sha256) and ``runs`` (case,
 framework, device, dtype, variant, python, env, host (an id of ``hosts``), status, message,
-spelling, attempts, native, version, seconds, worker, inputs_sha256, outputs: {name: path}).
+spelling, attempts, native, version, seconds, worker, inputs_sha256, outputs: {name: where}).
 Stores written before hosts were recorded per run have ``host`` only; their runs belong to
 it. Everything else (the float64 references, comparisons, reports) is derived from these
 files: ``parity report RESULTS`` renders reports without running a framework; ``parity
@@ -28,7 +36,8 @@ Nothing is lost, nothing is written outside (parity.fsutil):
   place when it ends, so ``RESULTS`` is always a whole store, the old or the new one. Each
   finished case is appended to a journal there; a run that died (kill -9, OOM, a CI time
   limit) leaves its journal, and the next run into ``RESULTS`` turns it into a store of the
-  cases it finished, ``RESULTS.died-TIME``, and says so.
+  cases it finished, ``RESULTS.died-TIME``, and says so (the arrays of a case are in the OS's
+  hands before its journal line is).
 - One process at a time writes a store (a lock file beside it, ``.RESULTS.lock``).
 - A baseline is never written by a run, and replaced only when asked (``--replace``).
 - A store is untrusted input, like a case file: the manifest is validated (one line per
@@ -62,8 +71,12 @@ from parity.report import dumps
 from parity.runner import Result
 from parity.verdicts import STATUSES
 
-SCHEMA = "parity-results/1"
+SCHEMA = "parity-results/2"
+#: the schemas a store may have: the one written, and the older ones read
+SCHEMAS = ("parity-results/1", SCHEMA)
 JOURNAL = "journal.jsonl"
+#: the store's arrays, one .npy record after another
+PACK = "arrays.npys"
 BASELINE_MARK = "baseline.json"
 
 
@@ -73,43 +86,127 @@ def case_id(name: str) -> str:
     return f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
-def side_dir(r: Result, host_id: str | None = None) -> str:
-    """The run's directory name: its side label, and the host's id where a merged store holds
-    the same side from several hosts."""
-    label = sides.label(r.framework, r.device, r.variant) + (f"~{host_id}" if host_id else "")
-    return re.sub(r"[^A-Za-z0-9@\[\]~._-]+", "_", label).lstrip(".") or "side"
+@dataclass(frozen=True, slots=True)
+class Packed:
+    """Where an array of a store is in its pack (``path``, resolved inside the store): a whole
+    .npy record of ``size`` bytes at ``offset``; ``bfloat16``: uint16 bits of bfloat16."""
+
+    path: Path
+    offset: int
+    size: int
+    bfloat16: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.path} (bytes {self.offset}..{self.offset + self.size})"
 
 
-def _save_npy(path: Path, arr: np.ndarray) -> None:
-    """Save into an existing directory (a store makes each directory once: on some filesystems
-    a mkdir, even of one that exists, costs as much as writing a small array)."""
-    arr = np.asarray(arr)
-    if arr.dtype.name == "bfloat16":  # .npy has no bfloat16: keep the bits
-        npyio.save(path.with_suffix(".bf16.npy"), arr.view(np.uint16))
-    else:
-        npyio.save(path, arr)
+def _is_bf16(where: Path | Packed) -> bool:
+    return where.bfloat16 if isinstance(where, Packed) else where.name.endswith(".bf16.npy")
 
 
-def _load_npy(path: Path) -> np.ndarray:
-    """A stored array, its header checked first (a store is untrusted input)."""
+def _load_npy(where: Path | Packed) -> np.ndarray:
+    """A stored array (a file, or a record of the pack), its header checked first (a store is
+    untrusted input)."""
     try:
-        arr = npyio.load(path)
+        arr = npyio.load_at(where.path, where.offset, where.size) if isinstance(where, Packed) else npyio.load(where)
     except npyio.NpyError as exc:
-        raise InputError(f"{path}: {exc}") from None
-    if path.name.endswith(".bf16.npy"):
+        raise InputError(f"{where}: {exc}") from None
+    if _is_bf16(where):
         import ml_dtypes
 
         if arr.dtype != np.uint16:
-            raise InputError(f"{path}: a .bf16.npy file holds uint16 bits, not {arr.dtype}")
+            raise InputError(f"{where}: bfloat16 is stored as uint16 bits, not {arr.dtype}")
         return arr.view(ml_dtypes.bfloat16)
     return arr
 
 
-def _check_npy(path: Path) -> None:
+def _check_npy(where: Path | Packed) -> None:
     try:
-        npyio.check(path)
+        if isinstance(where, Packed):
+            npyio.check_at(where.path, where.offset, where.size)
+        else:
+            npyio.check(where)
     except npyio.NpyError as exc:
-        raise InputError(f"{path}: {exc}") from None
+        raise InputError(f"{where}: {exc}") from None
+
+
+def _record(where: Path | Packed) -> bytes:
+    """The .npy bytes of a stored array (checked when its store was loaded)."""
+    if not isinstance(where, Packed):
+        return where.read_bytes()
+    with open(where.path, "rb") as f:
+        f.seek(where.offset)
+        data = f.read(where.size)
+    if len(data) != where.size:
+        raise InputError(f"{where}: the file changed while it was read (it holds {len(data)} of those bytes now)")
+    return data
+
+
+class _Pack:
+    """A store's pack of arrays, written: each array appended as a whole .npy record (bfloat16
+    as its uint16 bits); ``put`` says where, as the manifest does."""
+
+    def __init__(self, path: Path):
+        self.name = path.name
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+        self.at = 0
+
+    def put(self, arr) -> dict:
+        arr = np.asarray(arr)
+        bf16 = arr.dtype.name == "bfloat16"  # .npy has no bfloat16: keep the bits
+        return self._placed(npyio.append(self.fd, arr.view(np.uint16) if bf16 else arr), bf16)
+
+    def put_record(self, data: bytes, bf16: bool) -> dict:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.fd, view):]
+        return self._placed(len(data), bf16)
+
+    def _placed(self, n: int, bf16: bool) -> dict:
+        where = {"file": self.name, "offset": self.at, "size": n}
+        if bf16:
+            where["bfloat16"] = True
+        self.at += n
+        return where
+
+    def cut(self, at: int) -> None:
+        """Forget what was written from ``at`` on (a case that failed to be written whole: its
+        space is free again for what comes next)."""
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.fd, at)
+            os.lseek(self.fd, at, os.SEEK_SET)
+            self.at = at
+
+    def close(self, sync: bool = False) -> None:
+        """Close the file; ``sync``: on disk first (a finished store's manifest names it)."""
+        if self.fd >= 0:
+            try:
+                if sync:
+                    os.fsync(self.fd)
+            finally:
+                os.close(self.fd)
+                self.fd = -1
+
+
+def array(root: Path, where) -> np.ndarray:
+    """The array a store's manifest names (``where``: a path, or a record of its pack),
+    checked as ``load`` checks it."""
+    return _load_npy(_located(fsutil.Confined(Path(root)), where, f"{root}", {}))
+
+
+def _located(confined: fsutil.Confined, ref, what: str, sizes: dict) -> Path | Packed:
+    """Where a stored array is: a path inside the store, or a record of a pack inside it that
+    lies within the file (``sizes``: the files' sizes, found once per load)."""
+    if isinstance(ref, str):
+        return confined.path(ref, what)
+    path = confined.path(ref["file"], what + ".file")
+    size = sizes.get(path)
+    if size is None:
+        size = sizes[path] = path.stat().st_size
+    offset, n = ref["offset"], ref["size"]
+    if offset + n > size:
+        raise InputError(f"{what}: bytes {offset}..{offset + n} of {ref['file']!r}: past its end ({size} bytes)")
+    return Packed(path, offset, n, bool(ref.get("bfloat16")))
 
 
 _NATIVE_VALIDATORS: dict = {}
@@ -120,10 +217,6 @@ def _native_validator(op, fw: str) -> Draft202012Validator:
     if key not in _NATIVE_VALIDATORS:
         _NATIVE_VALIDATORS[key] = Draft202012Validator(op.native_schemas[fw])
     return _NATIVE_VALIDATORS[key]
-
-
-def _npy_name(base: str, arr) -> str:
-    return base + (".bf16.npy" if np.asarray(arr).dtype.name == "bfloat16" else ".npy")
 
 
 def _referenced_files(case: Case) -> list[tuple[Path, Path]]:
@@ -186,6 +279,7 @@ class Writer:
             self.manifest = {"schema": SCHEMA, "created": _now(), "command": command, "host": host,
                              "hosts": {host["id"]: host}, "versions": {}}
             self._cases: list[tuple[str, str, int]] = []  # (name, id, offset of its journal line)
+            self._pack = _Pack(self.stage / PACK)
             self._journal = open(self.stage / JOURNAL, "ab")
             self._log({"header": {k: self.manifest[k] for k in ("schema", "created", "command", "host")},
                        "pid": os.getpid()})
@@ -202,9 +296,13 @@ class Writer:
         return at
 
     def add(self, case: Case, results: list[Result], inputs: dict[str, np.ndarray], digest: str | None) -> None:
+        """Store a judged case: its copy, then its arrays appended to the pack, then its journal
+        line. A case that fails to be written (a full disk) leaves no bytes in the pack."""
         cid = case_id(case.name)
         cdir = self.stage / "cases" / cid
-        cdir.mkdir(parents=True, exist_ok=True)
+        if not self._cases:
+            (self.stage / "cases").mkdir(exist_ok=True)
+        cdir.mkdir(exist_ok=True)
         if case.document is not None:
             _write_document(case, cdir)
         else:
@@ -212,24 +310,17 @@ class Writer:
         for f, rel in _referenced_files(case):
             (cdir / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(f, cdir / rel)
-        stored_inputs = {}
-        if inputs:
-            (cdir / "inputs").mkdir(exist_ok=True)
-        for name, arr in inputs.items():
-            _save_npy(cdir / "inputs" / f"{name}.npy", arr)
-            stored_inputs[name] = f"cases/{cid}/inputs/{_npy_name(name, arr)}"
+        start = self._pack.at
+        try:
+            stored_inputs = {name: self._pack.put(arr) for name, arr in inputs.items()}
+            runs = [run_entry(r, {name: self._pack.put(arr) for name, arr in r.outputs.items()}) for r in results]
+        except BaseException:
+            self._pack.cut(start)
+            raise
         entry = {"name": case.name, "id": cid, "op": case.op.name, "file": str(case.path), "dtype": case.dtype,
                  "inputs": stored_inputs, "inputs_sha256": digest}
-        runs, hosts, versions = [], {}, {}
-        if any(r.outputs for r in results):
-            (self.stage / "runs" / cid).mkdir(parents=True, exist_ok=True)
+        hosts, versions = {}, {}
         for r in results:
-            outputs = {}
-            side = side_dir(r)
-            for name, arr in r.outputs.items():
-                _save_npy(self.stage / "runs" / cid / f"{side}.{name}.npy", arr)
-                outputs[name] = f"runs/{cid}/{side}.{_npy_name(name, arr)}"
-            runs.append(run_entry(r, outputs))
             if r.host and r.host.get("id") not in self.manifest["hosts"]:
                 hosts[r.host["id"]] = r.host
             if r.version:
@@ -248,6 +339,7 @@ class Writer:
             return
         self.closed = True
         try:
+            self._pack.close()
             self._journal.close()
             _salvage(self.stage, self.root)
         except OSError:
@@ -260,6 +352,7 @@ class Writer:
         if self.closed:
             return
         try:
+            self._pack.close(sync=True)
             self._journal.close()
             self._write_manifest(interrupted)
             os.unlink(self.stage / JOURNAL)
@@ -417,13 +510,13 @@ class StoredCase:
     inputs: dict[str, np.ndarray]
     digest: str | None
     results: list[Result] = field(default_factory=list)
-    #: where each result's outputs are (parallel to ``results``): {output: path}
-    output_paths: list[dict[str, Path]] = field(default_factory=list)
+    #: where each result's outputs are (parallel to ``results``): {output: a file or a Packed}
+    output_paths: list[dict[str, Path | Packed]] = field(default_factory=list)
     #: the store this case was read from, and its manifest entry
     root: Path | None = None
     entry: dict = field(default_factory=dict)
     #: where the inputs are: read by ``read`` after a lazy load (load(lazy=True))
-    input_paths: dict[str, Path] = field(default_factory=dict)
+    input_paths: dict[str, Path | Packed] = field(default_factory=dict)
 
     def read(self) -> None:
         """The arrays a lazy load left on disk (checked already): the inputs, and the outputs
@@ -459,13 +552,19 @@ class Store:
 
 _TEXT = {"type": "string"}
 _OPT_TEXT = {"type": ["string", "null"]}
-_PATHS = {"type": "object", "additionalProperties": {"type": "string", "minLength": 1}}
+#: where each array is: a path inside the store (schema 1), or a record of its pack
+_ARRAYS = {"type": "object", "additionalProperties": {"anyOf": [
+    {"type": "string", "minLength": 1},
+    {"type": "object", "required": ["file", "offset", "size"], "additionalProperties": False, "properties": {
+        "file": {"type": "string", "minLength": 1}, "offset": {"type": "integer", "minimum": 0},
+        "size": {"type": "integer", "minimum": 1, "maximum": 1 << 40}, "bfloat16": {"type": "boolean"}}},
+]}}
 _LABEL = {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9._-]{1,64}$"}
 MANIFEST_SCHEMA = {
     "type": "object",
     "required": ["schema", "cases", "runs"],
     "properties": {
-        "schema": {"const": SCHEMA},
+        "schema": {"enum": list(SCHEMAS)},
         "created": _TEXT, "command": _TEXT, "interrupted": {"type": "boolean"},
         "host": {"type": ["object", "null"]},
         "hosts": {"type": "object", "additionalProperties": {"type": "object"}},
@@ -475,7 +574,7 @@ MANIFEST_SCHEMA = {
             "properties": {
                 "name": {"type": "string", "minLength": 1, "maxLength": 500},
                 "id": {"type": "string", "pattern": r"^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$"},
-                "op": _TEXT, "file": _TEXT, "dtype": _TEXT, "inputs": _PATHS, "inputs_sha256": _OPT_TEXT,
+                "op": _TEXT, "file": _TEXT, "dtype": _TEXT, "inputs": _ARRAYS, "inputs_sha256": _OPT_TEXT,
             }}},
         "runs": {"type": "array", "items": {
             "type": "object", "required": ["case", "framework", "device", "dtype", "status", "outputs"],
@@ -485,7 +584,7 @@ MANIFEST_SCHEMA = {
                 "variant": _LABEL, "python": _OPT_TEXT, "status": {"enum": list(STATUSES)}, "message": _OPT_TEXT,
                 "spelling": _OPT_TEXT, "attempts": {"type": ["array", "null"]}, "native": {"type": ["object", "null"]},
                 "version": _OPT_TEXT, "seconds": {"type": ["number", "null"]}, "worker": {"type": ["object", "null"]},
-                "inputs_sha256": _OPT_TEXT, "outputs": _PATHS, "grad": {"type": ["object", "null"]},
+                "inputs_sha256": _OPT_TEXT, "outputs": _ARRAYS, "grad": {"type": ["object", "null"]},
                 "env": {"type": ["object", "null"], "additionalProperties": _TEXT}, "host": _OPT_TEXT,
                 "traceback": _OPT_TEXT, "log": _OPT_TEXT,
             }}},
@@ -518,8 +617,9 @@ def _manifest(root: Path) -> dict:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"{mpath}: unreadable: {exc}") from None
-    if isinstance(manifest, dict) and manifest.get("schema") != SCHEMA and "schema" in manifest:
-        raise InputError(f"{mpath}: schema {str(manifest.get('schema'))[:80]!r}, expected {SCHEMA!r}")
+    if isinstance(manifest, dict) and manifest.get("schema") not in SCHEMAS and "schema" in manifest:
+        raise InputError(f"{mpath}: schema {str(manifest.get('schema'))[:80]!r}, expected one of "
+                         f"{', '.join(map(repr, SCHEMAS))} (a store written by a newer parity?)")
     if fastschema.valid(MANIFEST_SCHEMA, manifest) is True:  # a large store's manifest in a fraction of the time
         return manifest
     problems = sorted(_MANIFEST_VALIDATOR.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))
@@ -556,6 +656,7 @@ def load(root: Path, load_outputs: bool = True, lazy: bool = False) -> Store:
     mpath = root / "manifest.json"
     cases: dict[str, StoredCase] = {}
     confined = fsutil.Confined(root)
+    sizes: dict = {}  # of the packs met
     default_host = hosts_.normalize(manifest.get("host"))
     known_hosts = {str(k): hosts_.normalize(v) for k, v in (manifest.get("hosts") or {}).items()}
     for i, entry in enumerate(manifest["cases"]):
@@ -575,7 +676,7 @@ def load(root: Path, load_outputs: bool = True, lazy: bool = False) -> Store:
             case = dataclasses.replace(case, name=entry["name"])
         if case.name in cases:
             raise InputError(f"{where}: case {case.name!r} is listed twice")
-        input_paths = {k: confined.path(p, f"{where}.inputs.{k}") for k, p in entry["inputs"].items()}
+        input_paths = {k: _located(confined, p, f"{where}.inputs.{k}", sizes) for k, p in entry["inputs"].items()}
         if lazy:
             for p in input_paths.values():
                 _check_npy(p)
@@ -591,7 +692,7 @@ def load(root: Path, load_outputs: bool = True, lazy: bool = False) -> Store:
         if fw not in sc.case.op.spellings:
             raise InputError(f"{where}: framework {fw!r} has no {sc.case.op.name} here (known: "
                              f"{', '.join(sc.case.op.spellings)})")
-        paths = {k: confined.path(p, f"{where}.outputs.{k}") for k, p in entry["outputs"].items()}
+        paths = {k: _located(confined, p, f"{where}.outputs.{k}", sizes) for k, p in entry["outputs"].items()}
         outputs = {k: _load_npy(p) for k, p in paths.items()} if load_outputs and not lazy else {}
         if not outputs:  # still refuse what could not be read later (merge and baselines copy them)
             for p in paths.values():
@@ -668,46 +769,49 @@ def load_many(roots: list[Path], load_outputs: bool = True, lazy: bool = False) 
 
 
 def _copy_case_dir(sc: StoredCase, dest: Path) -> None:
-    """A stored case's directory (case copy, the files it reads, inputs), every file resolved
-    inside its store and copied as a regular file (no symlink is carried over)."""
+    """A stored case's directory (case copy, the files it reads), every file resolved inside
+    its store and copied as a regular file (no symlink is carried over); the inputs a store of
+    schema 1 keeps there are not copied (they go to the new store's pack)."""
     cid = sc.entry["id"]
     src = fsutil.inside(sc.root, f"cases/{cid}/case.yaml", f"{sc.root}: cases/{cid}").parent
+    stored_inputs = {str(p) for p in sc.input_paths.values() if isinstance(p, Path)}
     for dirpath, dirnames, filenames in os.walk(src):
         for name in filenames:
             rel = Path(dirpath, name).relative_to(src)
             real = fsutil.inside(sc.root, f"cases/{cid}/{rel.as_posix()}", f"{sc.root}: cases/{cid}")
+            if str(real) in stored_inputs:
+                continue
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(real, dest / rel)
 
 
-def _write_store(src: Store, out: Path, command: str, multi_host: bool, extra: dict | None = None) -> None:
-    """``src`` (loaded, paths validated) written as a new store in directory ``out``."""
+def _write_store(src: Store, out: Path, command: str, extra: dict | None = None) -> None:
+    """``src`` (loaded, paths validated) written as a new store in directory ``out``, of this
+    schema whatever the schema of the stores it comes from (every array in its pack)."""
     manifest = {"schema": SCHEMA, "created": _now(), "command": command, "host": src.manifest.get("host"),
                 "hosts": src.hosts(), "versions": {}, "cases": [], "runs": [],
                 "interrupted": bool(src.manifest.get("interrupted")), **(extra or {})}
-    for sc in src.cases.values():
-        cid = sc.entry["id"]
-        _copy_case_dir(sc, out / "cases" / cid)
-        manifest["cases"].append(sc.entry)
-        if any(sc.output_paths):
-            (out / "runs" / cid).mkdir(parents=True, exist_ok=True)
-        for r, paths in zip(sc.results, sc.output_paths):
-            rels = {}
-            side = side_dir(r, r.host["id"] if multi_host and r.host else None)
-            for name, path in paths.items():
-                rel = f"runs/{cid}/{side}.{name}{'.bf16.npy' if path.name.endswith('.bf16.npy') else '.npy'}"
-                shutil.copyfile(path, out / rel)
-                rels[name] = rel
-            manifest["runs"].append(run_entry(r, rels))
-            if r.version:
-                manifest["versions"].setdefault(r.framework + (f"[{r.variant}]" if r.variant else ""), r.version)
+    pack = _Pack(out / PACK)
+    try:
+        for sc in src.cases.values():
+            cid = sc.entry["id"]
+            _copy_case_dir(sc, out / "cases" / cid)
+            manifest["cases"].append({**sc.entry, "inputs": {
+                name: pack.put_record(_record(where), _is_bf16(where)) for name, where in sc.input_paths.items()}})
+            for r, paths in zip(sc.results, sc.output_paths):
+                manifest["runs"].append(run_entry(r, {
+                    name: pack.put_record(_record(where), _is_bf16(where)) for name, where in paths.items()}))
+                if r.version:
+                    manifest["versions"].setdefault(r.framework + (f"[{r.variant}]" if r.variant else ""), r.version)
+    finally:
+        pack.close(sync=True)
     atomic_write(out / "manifest.json", dumps(manifest))
 
 
 def merge(stores: list[Path], out: Path) -> Path:
     """Combine result stores (e.g. from a CPU and a GPU machine, or from several hosts) into
     ``out``, which must not exist or be empty. Runs of the same side from different hosts are
-    kept apart (their files are named with the host's id). Written beside ``out`` and
+    kept apart (by their host's id). Written beside ``out`` and
     renamed into place: a merge that fails leaves nothing behind."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -717,7 +821,7 @@ def merge(stores: list[Path], out: Path) -> Path:
         src = load_many(stores, load_outputs=False)
         stage = fsutil.staging_dir(out, "merge")
         try:
-            _write_store(src, stage, "parity merge " + " ".join(map(str, stores)), len(src.hosts()) > 1,
+            _write_store(src, stage, "parity merge " + " ".join(map(str, stores)),
                          {"merged_from": [str(s) for s in stores]})
             if out.exists():
                 out.rmdir()
@@ -748,7 +852,7 @@ def save_baseline(results: Path, baselines: Path, name: str, replace: bool = Fal
                              f"--replace to replace it")
         stage = fsutil.staging_dir(dest, "new")
         try:
-            _write_store(src, stage, str(src.manifest.get("command", "")), len(src.hosts()) > 1,
+            _write_store(src, stage, str(src.manifest.get("command", "")),
                          {"created": src.manifest.get("created", _now())})
             atomic_write(stage / BASELINE_MARK, json.dumps({"name": name, "saved": _now(), "from": str(results)}))
             fsutil.swap_into_place(stage, dest)

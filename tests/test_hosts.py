@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
+from parity import store
+
 from conftest import ROOT, run_cli
 
 AMD = ROOT / "tests" / "data" / "hosts" / "amd-epyc-avx2" / "results"
@@ -234,7 +236,7 @@ def _differing_outputs(a: Path, b: Path) -> set[tuple]:
             out.add(key + ("*",))
             continue
         for name in x["outputs"].keys() & y["outputs"].keys():
-            if np.load(a / x["outputs"][name]).tobytes() != np.load(b / y["outputs"][name]).tobytes():
+            if store.array(a, x["outputs"][name]).tobytes() != store.array(b, y["outputs"][name]).tobytes():
                 out.add(key + (name,))
     return out
 
@@ -293,8 +295,8 @@ def test_env_variants_run_beside_the_plain_run_and_record_their_environment(tmp_
         pytest.skip("tensorflow does not use oneDNN on this CPU: nothing to switch off")
     amd = {(x["case"], x["framework"]): x for x in manifest(AMD)["runs"]}[("batch_norm/large-mean", "tensorflow")]
     for name in ("y", "running_mean", "running_var"):
-        ours = np.load(tmp_path / "res" / tf["outputs"][name])
-        theirs = np.load(AMD / amd["outputs"][name])
+        ours = store.array(tmp_path / "res", tf["outputs"][name])
+        theirs = store.array(AMD, amd["outputs"][name])
         assert ours.tobytes() == theirs.tobytes(), name
 
 

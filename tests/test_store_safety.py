@@ -4,6 +4,7 @@ and every store read as untrusted input (the damaged-store corpus). Real runs th
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -36,7 +37,12 @@ def good(tmp_path_factory):
     return d / "results"
 
 
-def _outputs(m: dict) -> list[tuple[int, str, str]]:
+#: a store of schema 1 (each array a file of its own, as stores written before 2026-12-02):
+#: read as it always was, and refused as it always was when damaged
+OLD = ROOT / "tests" / "data" / "hosts" / "amd-epyc-avx512" / "results"
+
+
+def _outputs(m: dict) -> list[tuple[int, str, object]]:
     return [(i, k, p) for i, run in enumerate(m["runs"]) for k, p in run["outputs"].items()]
 
 
@@ -56,6 +62,7 @@ def _manifest_as_list(root: Path):
 
 
 def _first_output(root: Path) -> Path:
+    """The file of the first output of a schema-1 store."""
     i, k, p = _outputs(manifest(root))[0]
     return root / p
 
@@ -96,21 +103,68 @@ def _case_copy(root: Path):
     (root / "cases" / cid / "case.yaml").write_text("name: [unclosed\n")
 
 
+def _first_record(root: Path) -> dict:
+    """Where the first output of a store of this schema is in its pack."""
+    return _outputs(manifest(root))[0][2]
+
+
+def _garbage_record(root: Path):
+    where = _first_record(root)
+    with open(root / where["file"], "r+b") as f:
+        f.seek(where["offset"])
+        f.write(b"garbage!" * (where["size"] // 8))
+
+
+def _append_record(data: bytes):
+    """A damage that appends ``data`` to the pack and points the first output at it."""
+    def fn(m, root):
+        pack = root / m["runs"][0]["outputs"]["y"]["file"]
+        at = pack.stat().st_size
+        with open(pack, "ab") as f:
+            f.write(data)
+        m["runs"][0]["outputs"]["y"] = {"file": pack.name, "offset": at, "size": len(data)}
+    return _edit_manifest(fn)
+
+
+def _pickled_bytes() -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    return buf.getvalue()
+
+
+def _shrink_record(m, root):
+    m["runs"][0]["outputs"]["y"]["size"] -= 3
+
+
+def _symlink_pack_out(root: Path):
+    target = root.parent / "outside-secret.npys"
+    shutil.copy(root / "arrays.npys", target)
+    (root / "arrays.npys").unlink()
+    (root / "arrays.npys").symlink_to(target)
+
+
+#: damages of a store as this parity writes it (its arrays in one pack)
 DAMAGES = {
     "no manifest": (lambda root: (root / "manifest.json").unlink(), "not a parity results directory"),
     "manifest not JSON": (_write(lambda r: r / "manifest.json", b"{not json"), "unreadable"),
     "manifest a list": (_manifest_as_list, "(top level): expected object, got list"),
     "manifest without cases": (_edit_manifest(lambda m, r: m.pop("cases")), "'cases' is missing"),
     "cases not a list": (_edit_manifest(lambda m, r: m.update(cases={"a": 1})), "cases: expected array"),
-    "another schema": (_edit_manifest(lambda m, r: m.update(schema="parity-results/9")), "expected 'parity-results/1'"),
+    "another schema": (_edit_manifest(lambda m, r: m.update(schema="parity-results/9")),
+                       "expected one of 'parity-results/1', 'parity-results/2'"),
     "absolute output path": (_set_output("/etc/passwd"), "leaves the store (absolute paths and '..' are refused)"),
-    "dot-dot output path": (_set_output("runs/../../../outside.npy"), "leaves the store"),
-    "output path not a string": (_set_output(7), "runs[0].outputs.y: expected string"),
-    "symlink out of the store": (_symlink_out, "leads outside the store (through a symlink)"),
-    "deleted .npy": (lambda root: _first_output(root).unlink(), "does not exist in the store"),
-    "garbage .npy": (_write(_first_output, b"garbage"), "not a .npy file"),
-    "truncated .npy": (_truncate, "truncated: the header declares"),
-    "pickled .npy": (_pickled, "dtype object is not supported"),
+    "pack outside the store": (_set_output({"file": "/etc/passwd", "offset": 0, "size": 8}), "leaves the store"),
+    "dot-dot pack": (_set_output({"file": "../arrays.npys", "offset": 0, "size": 8}), "leaves the store"),
+    "output neither path nor record": (_set_output(7), "runs[0].outputs.y"),
+    "negative offset": (_set_output({"file": "arrays.npys", "offset": -1, "size": 8}), "runs[0].outputs.y"),
+    "record with an unknown key": (_set_output({"file": "arrays.npys", "offset": 0, "size": 8, "pickle": True}),
+                                   "runs[0].outputs.y"),
+    "record past the end": (_set_output({"file": "arrays.npys", "offset": 1 << 40, "size": 8}), "past its end"),
+    "deleted pack": (lambda root: (root / "arrays.npys").unlink(), "does not exist in the store"),
+    "pack through a symlink out": (_symlink_pack_out, "leads outside the store (through a symlink)"),
+    "garbage record": (_garbage_record, "not a .npy file"),
+    "record cut short": (_edit_manifest(_shrink_record), "truncated: the header declares"),
+    "pickled record": (_append_record(_pickled_bytes()), "dtype object is not supported"),
     "case id with a path": (_edit_manifest(lambda m, r: m["cases"][0].update(id="../../x")), "cases[0].id"),
     "unknown status": (_edit_manifest(lambda m, r: m["runs"][0].update(status="BOGUS")), "runs[0].status"),
     "unknown framework": (_edit_manifest(lambda m, r: m["runs"][0].update(framework="paddle")), "framework 'paddle' has no lrn"),
@@ -119,13 +173,27 @@ DAMAGES = {
     "native not a call": (_edit_manifest(lambda m, r: m["runs"][0].update(native={"size": "x"})),
                           "is not a tensorflow lrn call parity can read"),
 }
+#: damages of a store of schema 1 (an array per file)
+OLD_DAMAGES = {
+    "absolute output path": (_set_output("/etc/passwd"), "leaves the store (absolute paths and '..' are refused)"),
+    "dot-dot output path": (_set_output("runs/../../../outside.npy"), "leaves the store"),
+    "output path not a string": (_set_output(7), "runs[0].outputs.y"),
+    "symlink out of the store": (_symlink_out, "leads outside the store (through a symlink)"),
+    "deleted .npy": (lambda root: _first_output(root).unlink(), "does not exist in the store"),
+    "garbage .npy": (_write(_first_output, b"garbage"), "not a .npy file"),
+    "truncated .npy": (_truncate, "truncated: the header declares"),
+    "pickled .npy": (_pickled, "dtype object is not supported"),
+    "stored case file broken": (_case_copy, "its stored case file does not load"),
+}
 
 
-@pytest.mark.parametrize("kind", list(DAMAGES))
+@pytest.mark.parametrize("kind", [f"new: {k}" for k in DAMAGES] + [f"schema 1: {k}" for k in OLD_DAMAGES])
 def test_damaged_store_is_one_clear_error(good, tmp_path, kind):
-    damage, expected = DAMAGES[kind]
+    layout, _, name = kind.partition(": ")
+    damage, expected = (DAMAGES if layout == "new" else OLD_DAMAGES)[name]
     store = tmp_path / "store"
-    shutil.copytree(good, store, symlinks=True)
+    shutil.copytree(good if layout == "new" else OLD, store, symlinks=True)
+    assert manifest(store)["schema"] == ("parity-results/2" if layout == "new" else "parity-results/1")
     damage(store)
     for args in (("report", store), ("merge", store, "--out", tmp_path / "merged"), ("baseline", "save", "b",
                                                                                       "--results", store,
@@ -140,11 +208,11 @@ def test_damaged_store_is_one_clear_error(good, tmp_path, kind):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
-def test_a_symlink_in_a_store_never_makes_merge_write_outside(good, tmp_path):
-    """runs/<case>/<side> as a symlink to a directory outside: reading through it is refused,
-    and merge writes only under --out."""
+def test_a_symlink_in_a_store_never_makes_merge_write_outside(tmp_path):
+    """runs/<case>/<side> of a schema-1 store as a symlink to a directory outside: reading
+    through it is refused, and merge writes only under --out."""
     store = tmp_path / "store"
-    shutil.copytree(good, store)
+    shutil.copytree(OLD, store)
     outside = tmp_path / "outside"
     outside.mkdir()
     i, k, p = _outputs(manifest(store))[0]
@@ -446,3 +514,40 @@ def test_the_manifest_written_from_the_journal_is_the_manifest_of_the_whole(tmp_
     m = json.loads(text)
     assert [c["name"] for c in m["cases"]] == ["m/a", "m/b", "m/c"] and len(m["runs"]) == 6
     assert [c.case.name for c in parity.load(tmp_path / "results").cases] == ["m/a", "m/b", "m/c"]
+
+
+def test_a_case_that_fails_to_be_stored_leaves_no_bytes_in_the_pack(tmp_path, monkeypatch):
+    """A full disk in the middle of a case's arrays: the pack is cut back to where that case
+    began (its space is free again), the case is not journaled, and the cases stored before it
+    are kept whole: the store a failed run leaves (ROOT.died-TIME) reads them back bit for bit."""
+    import parity
+    from parity import host, npyio, store
+
+    report = parity.run([DOC, ROOT / "cases" / "lrn" / "rank-5.yaml"], frameworks=["torch"], keep_outputs=True)
+    first, second = report.cases
+    w = store.Writer(tmp_path / "res", "test", host.fingerprint())
+    w.add(first.case, first.results, first.arrays, None)
+    stored = (w.stage / store.PACK).stat().st_size
+    assert stored > 0
+    real_write, calls = os.write, []
+
+    def full(fd, data):  # the second array of the case finds the disk full, after 10 bytes
+        calls.append(len(data))
+        if len(calls) > 2:
+            real_write(fd, bytes(data)[:10])
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(npyio.os, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        w.add(second.case, second.results, second.arrays, None)
+    monkeypatch.undo()
+    assert (w.stage / store.PACK).stat().st_size == stored
+    w.abandon()
+    (died,) = tmp_path.glob("res.died-*")
+    back = store.load(died)
+    assert list(back.cases) == [first.case.name] and back.manifest["interrupted"] is True
+    sc = back.cases[first.case.name]
+    assert np.array_equal(sc.inputs["x"], first.arrays["x"])
+    for r, again in zip(first.results, sc.results):
+        assert {k: v.tobytes() for k, v in r.outputs.items()} == {k: v.tobytes() for k, v in again.outputs.items()}

@@ -3,6 +3,7 @@ regression-case scaffolding, shards, merges and the pytest plugin. Real framewor
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -38,18 +39,31 @@ def stored(tmp_path_factory):
 def test_results_layout_is_the_documented_one(stored):
     root = stored.results
     m = json.loads((root / "manifest.json").read_text())
-    assert m["schema"] == "parity-results/1" and m["versions"]["torch"].startswith("2.13")
+    assert m["schema"] == "parity-results/2" and m["versions"]["torch"].startswith("2.13")
     names = [c["name"] for c in m["cases"]]
     assert names == ["lrn/alexnet-96-channels", "lrn/even-size", "lrn/mindspore-doc-example"]  # sorted
     doc = m["cases"][2]
     assert (root / "cases" / doc["id"] / "case.yaml").read_text() == (LRN / "mindspore-doc-example.yaml").read_text()
-    x = np.load(root / doc["inputs"]["x"], allow_pickle=False)
+    # every array is a whole .npy record of arrays.npys, where the manifest says (read here with
+    # numpy alone), and there is no file per array
+    assert sorted(p.name for p in root.iterdir()) == ["arrays.npys", "cases", "manifest.json"]
+    pack = (root / "arrays.npys").read_bytes()
+
+    def record(where):
+        assert where["file"] == "arrays.npys"
+        return np.load(io.BytesIO(pack[where["offset"]:where["offset"] + where["size"]]), allow_pickle=False)
+
+    x = record(doc["inputs"]["x"])
     assert x.dtype == np.float32 and x.shape == (1, 2, 2, 1)
     runs = [r for r in m["runs"] if r["case"] == doc["name"]]
     assert {r["framework"] for r in runs} == {"torch", "tensorflow", "mindspore"}
     for r in runs:
-        y = np.load(root / r["outputs"]["y"], allow_pickle=False)
+        y = record(r["outputs"]["y"])
         assert y.shape == (1, 2, 2, 1) and r["version"] and r["spelling"] and r["worker"]["info"]
+    wheres = [w for c in m["cases"] for w in c["inputs"].values()] + [w for r in m["runs"] for w in r["outputs"].values()]
+    records = sorted((w["offset"], w["size"]) for w in wheres)
+    assert records[0][0] == 0 and all(a + n == b for (a, n), (b, _) in zip(records, records[1:]))
+    assert records[-1][0] + records[-1][1] == len(pack)  # back to back, nothing else in the pack
     failed = next(r for r in m["runs"] if r["case"] == "lrn/alexnet-96-channels" and r["framework"] == "mindspore")
     assert failed["status"] == "ERROR" and failed["outputs"] == {} and "could not execute a primitive" in failed["message"]
 
