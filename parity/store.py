@@ -4,7 +4,11 @@ Layout of a results directory (schema ``parity-results/2``)::
 
     RESULTS/
       manifest.json                    the cases, runs and host (below)
-      cases/<case-id>/case.yaml        a copy of the case file, and of every file it reads
+      cases.yamls                      a copy of each case file, one after another; the
+                                       manifest's case entry says where (``copy``: file,
+                                       offset, size); a copy reads as RESULTS/cases.yamls/<case-id>.yaml
+      cases/<case-id>/case.yaml        instead, for a case that reads other files (``file:``
+                                       inputs, a case built in code): its copy, and theirs
       arrays.npys                      every array: the inputs as they were generated and each
                                        run's outputs (bit for bit), one whole .npy record after
                                        another; the manifest says where each is:
@@ -12,12 +16,14 @@ Layout of a results directory (schema ``parity-results/2``)::
                                        (and "bfloat16": true for bfloat16 bits kept as uint16)
       baseline.json                    only in a baseline: its name and where it came from
 
-Stores of schema ``parity-results/1`` (written before 2026-12-02) keep each array in a file
-of its own, named in the manifest by its path: ``cases/<case-id>/inputs/<x>.npy``,
+Stores of schema ``parity-results/1`` (written before 2026-12-02) keep every case copy in
+``cases/<case-id>/case.yaml`` and each array in a file of its own, named in the manifest by
+its path: ``cases/<case-id>/inputs/<x>.npy``,
 ``runs/<case-id>/<side>.<out>.npy`` (or ``runs/<case-id>/<side>/<out>.npy``; ``.bf16.npy``
-for bfloat16 bits); they are read as they always were. One file for all arrays is what makes
-a store cheap to write: creating a file or a directory costs 40 to 600 microseconds of
-kernel time, by filesystem and machine, and a small case has four arrays.
+for bfloat16 bits); they are read as they always were. One file for all arrays and one for
+the case copies is what makes a store cheap to write: creating a file or a directory costs
+40 to 600 microseconds of kernel time, by filesystem and machine, and a small case has a
+copy and four arrays.
 
 manifest.json holds ``schema``, ``created``, ``command``, ``host`` (the machine that wrote
 it), ``hosts`` (every machine its runs come from, by id: parity.host fingerprints),
@@ -77,6 +83,8 @@ SCHEMAS = ("parity-results/1", SCHEMA)
 JOURNAL = "journal.jsonl"
 #: the store's arrays, one .npy record after another
 PACK = "arrays.npys"
+#: the store's case copies (of the cases that read no other file), one after another
+CASE_PACK = "cases.yamls"
 BASELINE_MARK = "baseline.json"
 
 
@@ -156,7 +164,7 @@ class _Pack:
         bf16 = arr.dtype.name == "bfloat16"  # .npy has no bfloat16: keep the bits
         return self._placed(npyio.append(self.fd, arr.view(np.uint16) if bf16 else arr), bf16)
 
-    def put_record(self, data: bytes, bf16: bool) -> dict:
+    def put_record(self, data: bytes, bf16: bool = False) -> dict:
         view = memoryview(data)
         while view:
             view = view[os.write(self.fd, view):]
@@ -192,6 +200,17 @@ def array(root: Path, where) -> np.ndarray:
     """The array a store's manifest names (``where``: a path, or a record of its pack),
     checked as ``load`` checks it."""
     return _load_npy(_located(fsutil.Confined(Path(root)), where, f"{root}", {}))
+
+
+def _case_copy(root: Path, confined: fsutil.Confined, entry: dict, what: str,
+               sizes: dict) -> tuple[Case, Packed | None]:
+    """A stored case, loaded from its copy, and where that copy is: a record of the case pack
+    (read as the file RESULTS/cases.yamls/<case-id>.yaml, so that a ``file:`` input it names is
+    looked for inside the pack, where there is none), or cases/<case-id>/case.yaml (None)."""
+    if "copy" not in entry:
+        return load_case(confined.path(f"cases/{entry['id']}/case.yaml", what + ".id")), None
+    where = _located(confined, entry["copy"], what + ".copy", sizes)
+    return load_case(Path(root) / CASE_PACK / f"{entry['id']}.yaml", raw=_record(where)), where
 
 
 def _located(confined: fsutil.Confined, ref, what: str, sizes: dict) -> Path | Packed:
@@ -280,6 +299,7 @@ class Writer:
                              "hosts": {host["id"]: host}, "versions": {}}
             self._cases: list[tuple[str, str, int]] = []  # (name, id, offset of its journal line)
             self._pack = _Pack(self.stage / PACK)
+            self._copies = _Pack(self.stage / CASE_PACK)
             self._journal = open(self.stage / JOURNAL, "ab")
             self._log({"header": {k: self.manifest[k] for k in ("schema", "created", "command", "host")},
                        "pid": os.getpid()})
@@ -299,26 +319,32 @@ class Writer:
         """Store a judged case: its copy, then its arrays appended to the pack, then its journal
         line. A case that fails to be written (a full disk) leaves no bytes in the pack."""
         cid = case_id(case.name)
-        cdir = self.stage / "cases" / cid
-        if not self._cases:
-            (self.stage / "cases").mkdir(exist_ok=True)
-        cdir.mkdir(exist_ok=True)
-        if case.document is not None:
-            _write_document(case, cdir)
-        else:
-            shutil.copyfile(case.path, cdir / "case.yaml")
-        for f, rel in _referenced_files(case):
-            (cdir / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, cdir / rel)
-        start = self._pack.at
+        referenced = _referenced_files(case) if case.document is None else None
+        copy = None
+        if referenced is None or referenced:  # it reads other files: a directory of copies
+            cdir = self.stage / "cases" / cid
+            cdir.mkdir(parents=True, exist_ok=True)
+            if case.document is not None:
+                _write_document(case, cdir)
+            else:
+                shutil.copyfile(case.path, cdir / "case.yaml")
+            for f, rel in referenced or ():
+                (cdir / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(f, cdir / rel)
+        start, copies_start = self._pack.at, self._copies.at
         try:
+            if not referenced and referenced is not None:
+                copy = self._copies.put_record(Path(case.path).read_bytes())
             stored_inputs = {name: self._pack.put(arr) for name, arr in inputs.items()}
             runs = [run_entry(r, {name: self._pack.put(arr) for name, arr in r.outputs.items()}) for r in results]
         except BaseException:
             self._pack.cut(start)
+            self._copies.cut(copies_start)
             raise
         entry = {"name": case.name, "id": cid, "op": case.op.name, "file": str(case.path), "dtype": case.dtype,
                  "inputs": stored_inputs, "inputs_sha256": digest}
+        if copy is not None:
+            entry["copy"] = copy
         hosts, versions = {}, {}
         for r in results:
             if r.host and r.host.get("id") not in self.manifest["hosts"]:
@@ -340,6 +366,7 @@ class Writer:
         self.closed = True
         try:
             self._pack.close()
+            self._copies.close()
             self._journal.close()
             _salvage(self.stage, self.root)
         except OSError:
@@ -353,6 +380,7 @@ class Writer:
             return
         try:
             self._pack.close(sync=True)
+            self._copies.close(sync=True)
             self._journal.close()
             self._write_manifest(interrupted)
             os.unlink(self.stage / JOURNAL)
@@ -401,12 +429,11 @@ class Writer:
     def _keep_previous(self) -> Path | None:
         """Where the store this run replaces is kept, when it has cases this run does not (a
         run of a subset never drops the last full results without a word): ROOT.previous.
-        Its cases are its case directories (one per case of its manifest, named by case_id)."""
+        Its cases are those of its manifest (by case_id)."""
         import sys
 
-        try:
-            old_ids = {p.name for p in (self.root / "cases").iterdir()}
-        except OSError:
+        old_ids = _case_ids(self.root / "manifest.json")
+        if old_ids is None:
             return None
         lost = old_ids - {cid for _, cid, _ in self._cases}
         if not lost:
@@ -415,6 +442,37 @@ class Writer:
         print(f"note: {self.root} held {len(old_ids)} case(s), {len(lost)} of them not in this run; that store "
               f"is kept as {keep} (parity report {keep}), this run's is {self.root}", file=sys.stderr)
         return keep
+
+
+def _case_ids(manifest: Path) -> set[str] | None:
+    """The case ids of a store's manifest (None if it is not one that reads), its case entries
+    decoded one at a time and the rest not at all: a manifest's text is a tenth of the size of
+    its objects (31 MB and about 300 MB at 10,000 cases), and its runs come after its cases."""
+    try:
+        text = manifest.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    decode, ws = json.JSONDecoder().raw_decode, re.compile(r"\s*")
+    try:
+        i = ws.match(text, 1).end() if text.startswith("{") else -1
+        while 0 < i < len(text) and text[i] != "}":
+            key, i = decode(text, i)
+            i = ws.match(text, text.index(":", i) + 1).end()
+            if key != "cases":
+                _, i = decode(text, i)
+            else:
+                ids, i = set(), ws.match(text, text.index("[", i) + 1).end()
+                while text[i] != "]":
+                    entry, i = decode(text, i)
+                    ids.add(str(entry.get("id")) if isinstance(entry, dict) else "")
+                    i = ws.match(text, i).end()
+                    i = ws.match(text, i + 1).end() if text[i] == "," else i
+                return ids
+            i = ws.match(text, i).end()
+            i = ws.match(text, i + 1).end() if text[i] == "," else i
+    except (ValueError, IndexError):
+        pass
+    return None
 
 
 def _now() -> str:
@@ -517,6 +575,8 @@ class StoredCase:
     entry: dict = field(default_factory=dict)
     #: where the inputs are: read by ``read`` after a lazy load (load(lazy=True))
     input_paths: dict[str, Path | Packed] = field(default_factory=dict)
+    #: where its case copy is in the case pack (None: in cases/<case-id>/)
+    copy: Packed | None = None
 
     def read(self) -> None:
         """The arrays a lazy load left on disk (checked already): the inputs, and the outputs
@@ -552,13 +612,12 @@ class Store:
 
 _TEXT = {"type": "string"}
 _OPT_TEXT = {"type": ["string", "null"]}
-#: where each array is: a path inside the store (schema 1), or a record of its pack
-_ARRAYS = {"type": "object", "additionalProperties": {"anyOf": [
-    {"type": "string", "minLength": 1},
-    {"type": "object", "required": ["file", "offset", "size"], "additionalProperties": False, "properties": {
-        "file": {"type": "string", "minLength": 1}, "offset": {"type": "integer", "minimum": 0},
-        "size": {"type": "integer", "minimum": 1, "maximum": 1 << 40}, "bfloat16": {"type": "boolean"}}},
-]}}
+#: a record of a pack (where a case copy or an array is), and where each array is: such a
+#: record, or a path inside the store (schema 1)
+_RECORD = {"type": "object", "required": ["file", "offset", "size"], "additionalProperties": False, "properties": {
+    "file": {"type": "string", "minLength": 1}, "offset": {"type": "integer", "minimum": 0},
+    "size": {"type": "integer", "minimum": 1, "maximum": 1 << 40}, "bfloat16": {"type": "boolean"}}}
+_ARRAYS = {"type": "object", "additionalProperties": {"anyOf": [{"type": "string", "minLength": 1}, _RECORD]}}
 _LABEL = {"type": ["string", "null"], "pattern": r"^[A-Za-z0-9._-]{1,64}$"}
 MANIFEST_SCHEMA = {
     "type": "object",
@@ -575,6 +634,7 @@ MANIFEST_SCHEMA = {
                 "name": {"type": "string", "minLength": 1, "maxLength": 500},
                 "id": {"type": "string", "pattern": r"^(?!\.\.?$)[A-Za-z0-9._-]{1,128}$"},
                 "op": _TEXT, "file": _TEXT, "dtype": _TEXT, "inputs": _ARRAYS, "inputs_sha256": _OPT_TEXT,
+                "copy": _RECORD,
             }}},
         "runs": {"type": "array", "items": {
             "type": "object", "required": ["case", "framework", "device", "dtype", "status", "outputs"],
@@ -661,9 +721,8 @@ def load(root: Path, load_outputs: bool = True, lazy: bool = False) -> Store:
     known_hosts = {str(k): hosts_.normalize(v) for k, v in (manifest.get("hosts") or {}).items()}
     for i, entry in enumerate(manifest["cases"]):
         where = f"{mpath}: cases[{i}]"
-        case_file = confined.path(f"cases/{entry['id']}/case.yaml", where + ".id")
         try:
-            case = load_case(case_file)
+            case, copy = _case_copy(root, confined, entry, where, sizes)
         except (CaseError, CaseErrors) as exc:
             raise InputError(f"{where}: its stored case file does not load:\n{exc}") from None
         if case.dtypes:  # one case of a dtype sweep: NAME[dtype]
@@ -682,7 +741,7 @@ def load(root: Path, load_outputs: bool = True, lazy: bool = False) -> Store:
                 _check_npy(p)
         inputs = {} if lazy else {k: _load_npy(p) for k, p in input_paths.items()}
         cases[case.name] = StoredCase(case, inputs, entry.get("inputs_sha256"), root=root, entry=entry,
-                                      input_paths=input_paths)
+                                      input_paths=input_paths, copy=copy)
     for i, entry in enumerate(manifest["runs"]):
         where = f"{mpath}: runs[{i}]"
         sc = cases.get(entry["case"])
@@ -742,7 +801,7 @@ def load_many(roots: list[Path], load_outputs: bool = True, lazy: bool = False) 
             first = cases.get(name)
             if first is None:
                 first = cases[name] = StoredCase(sc.case, sc.inputs, sc.digest, root=sc.root, entry=sc.entry,
-                                                 input_paths=sc.input_paths)
+                                                 input_paths=sc.input_paths, copy=sc.copy)
             elif first.digest != sc.digest:
                 raise InputError(f"{st.root}: case {name!r} has other inputs than in {first.root} (sha256 "
                                  f"{sc.digest} vs {first.digest}): not the same case")
@@ -791,13 +850,16 @@ def _write_store(src: Store, out: Path, command: str, extra: dict | None = None)
     manifest = {"schema": SCHEMA, "created": _now(), "command": command, "host": src.manifest.get("host"),
                 "hosts": src.hosts(), "versions": {}, "cases": [], "runs": [],
                 "interrupted": bool(src.manifest.get("interrupted")), **(extra or {})}
-    pack = _Pack(out / PACK)
+    pack, copies = _Pack(out / PACK), _Pack(out / CASE_PACK)
     try:
         for sc in src.cases.values():
-            cid = sc.entry["id"]
-            _copy_case_dir(sc, out / "cases" / cid)
-            manifest["cases"].append({**sc.entry, "inputs": {
-                name: pack.put_record(_record(where), _is_bf16(where)) for name, where in sc.input_paths.items()}})
+            entry = {**sc.entry, "inputs": {
+                name: pack.put_record(_record(where), _is_bf16(where)) for name, where in sc.input_paths.items()}}
+            if sc.copy is not None:
+                entry["copy"] = copies.put_record(_record(sc.copy))
+            else:
+                _copy_case_dir(sc, out / "cases" / sc.entry["id"])
+            manifest["cases"].append(entry)
             for r, paths in zip(sc.results, sc.output_paths):
                 manifest["runs"].append(run_entry(r, {
                     name: pack.put_record(_record(where), _is_bf16(where)) for name, where in paths.items()}))
@@ -805,6 +867,7 @@ def _write_store(src: Store, out: Path, command: str, extra: dict | None = None)
                     manifest["versions"].setdefault(r.framework + (f"[{r.variant}]" if r.variant else ""), r.version)
     finally:
         pack.close(sync=True)
+        copies.close(sync=True)
     atomic_write(out / "manifest.json", dumps(manifest))
 
 

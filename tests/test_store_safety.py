@@ -99,8 +99,30 @@ def _pickled(root: Path):
 
 
 def _case_copy(root: Path):
+    """A schema-1 store's first case copy, broken."""
     cid = manifest(root)["cases"][0]["id"]
     (root / "cases" / cid / "case.yaml").write_text("name: [unclosed\n")
+
+
+def _copy_record(text: str, outside: bool = False):
+    """A damage that appends ``text`` to the case pack as the first case's copy (``outside``:
+    with a real .npy beside the store, where OUTSIDE_INPUT points)."""
+    def fn(m, root):
+        if outside:
+            np.save(root.parent / "outside-secret.npy", np.zeros((1, 2, 2, 1), np.float32))
+        pack = root / "cases.yamls"
+        at = pack.stat().st_size
+        with open(pack, "ab") as f:
+            f.write(text.encode())
+        m["cases"][0]["copy"] = {"file": "cases.yamls", "offset": at, "size": len(text.encode())}
+    return _edit_manifest(fn)
+
+
+OUTSIDE_INPUT = """name: lrn/mindspore-doc-example
+op: lrn
+params: {size: 3}
+inputs: {x: {file: ../../outside-secret.npy}}
+"""
 
 
 def _first_record(root: Path) -> dict:
@@ -169,7 +191,14 @@ DAMAGES = {
     "unknown status": (_edit_manifest(lambda m, r: m["runs"][0].update(status="BOGUS")), "runs[0].status"),
     "unknown framework": (_edit_manifest(lambda m, r: m["runs"][0].update(framework="paddle")), "framework 'paddle' has no lrn"),
     "run of an unknown case": (_edit_manifest(lambda m, r: m["runs"][0].update(case="nope")), "run of unknown case 'nope'"),
-    "stored case file broken": (_case_copy, "its stored case file does not load"),
+    "stored case copy broken": (_copy_record("name: [unclosed\n"), "its stored case file does not load"),
+    "case copy reading a file outside": (_copy_record(OUTSIDE_INPUT, outside=True),
+                                         "input files must live beside the case or below it"),
+    "case copy past the end": (_edit_manifest(lambda m, r: m["cases"][0].update(
+        copy={"file": "cases.yamls", "offset": 1 << 30, "size": 10})), "past its end"),
+    "case copy outside": (_edit_manifest(lambda m, r: m["cases"][0].update(
+        copy={"file": "/etc/passwd", "offset": 0, "size": 10})), "leaves the store"),
+    "case copy deleted": (lambda root: (root / "cases.yamls").unlink(), "does not exist in the store"),
     "native not a call": (_edit_manifest(lambda m, r: m["runs"][0].update(native={"size": "x"})),
                           "is not a tensorflow lrn call parity can read"),
 }
@@ -517,7 +546,7 @@ def test_the_manifest_written_from_the_journal_is_the_manifest_of_the_whole(tmp_
 
 
 def test_a_case_that_fails_to_be_stored_leaves_no_bytes_in_the_pack(tmp_path, monkeypatch):
-    """A full disk in the middle of a case's arrays: the pack is cut back to where that case
+    """A full disk in the middle of a case's arrays: the packs are cut back to where that case
     began (its space is free again), the case is not journaled, and the cases stored before it
     are kept whole: the store a failed run leaves (ROOT.died-TIME) reads them back bit for bit."""
     import parity
@@ -543,6 +572,7 @@ def test_a_case_that_fails_to_be_stored_leaves_no_bytes_in_the_pack(tmp_path, mo
         w.add(second.case, second.results, second.arrays, None)
     monkeypatch.undo()
     assert (w.stage / store.PACK).stat().st_size == stored
+    assert (w.stage / store.CASE_PACK).read_bytes() == DOC.read_bytes()  # the second case's copy is cut too
     w.abandon()
     (died,) = tmp_path.glob("res.died-*")
     back = store.load(died)

@@ -43,10 +43,14 @@ def test_results_layout_is_the_documented_one(stored):
     names = [c["name"] for c in m["cases"]]
     assert names == ["lrn/alexnet-96-channels", "lrn/even-size", "lrn/mindspore-doc-example"]  # sorted
     doc = m["cases"][2]
-    assert (root / "cases" / doc["id"] / "case.yaml").read_text() == (LRN / "mindspore-doc-example.yaml").read_text()
-    # every array is a whole .npy record of arrays.npys, where the manifest says (read here with
-    # numpy alone), and there is no file per array
-    assert sorted(p.name for p in root.iterdir()) == ["arrays.npys", "cases", "manifest.json"]
+    # each case copy is a record of cases.yamls and every array a whole .npy record of
+    # arrays.npys, where the manifest says (read here with numpy alone): no file per case or array
+    assert sorted(p.name for p in root.iterdir()) == ["arrays.npys", "cases.yamls", "manifest.json"]
+    copies = (root / "cases.yamls").read_bytes()
+    at = doc["copy"]
+    assert at["file"] == "cases.yamls"
+    assert copies[at["offset"]:at["offset"] + at["size"]] == (LRN / "mindspore-doc-example.yaml").read_bytes()
+    assert sum(c["copy"]["size"] for c in m["cases"]) == len(copies)
     pack = (root / "arrays.npys").read_bytes()
 
     def record(where):
