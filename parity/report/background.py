@@ -92,6 +92,7 @@ class Background:
     module docstring). ``add(case_report)``, then ``close(report)`` or ``abandon()``."""
 
     def __init__(self, out_dir, sinks: dict):
+        from parity import fsutil
         from parity.report import stream
 
         self.out_dir = Path(out_dir)
@@ -99,6 +100,7 @@ class Background:
         self.summary = None
         self.names = [cls.name for cls in sinks.values()]
         cases_r, cases_w = os.pipe()
+        fsutil.grow_pipe(cases_w)  # the parent waits for the writer only when it is a megabyte behind
         answer_r, answer_w = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
