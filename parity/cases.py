@@ -111,6 +111,9 @@ class Case:
     grad: dict | None = None  # {"seed": N}: also compare the vector-Jacobian products
     #: a case built in code (from_mapping): the mapping, arrays included, for a store to write down
     document: dict | None = field(default=None, compare=False, repr=False)
+    #: the bytes of its case file, where ``path`` names no file: a copy read from a results
+    #: store's cases.yamls (a store this case is run into again copies these)
+    text: bytes | None = field(default=None, compare=False, repr=False)
     #: problems that keep this case, and only it, from running (a known: reason still TODO):
     #: parity validate refuses them; parity run reports the case as not run (ERROR) and runs the rest
     blocked: tuple = ()

@@ -210,7 +210,8 @@ def _case_copy(root: Path, confined: fsutil.Confined, entry: dict, what: str,
     if "copy" not in entry:
         return load_case(confined.path(f"cases/{entry['id']}/case.yaml", what + ".id")), None
     where = _located(confined, entry["copy"], what + ".copy", sizes)
-    return load_case(Path(root) / CASE_PACK / f"{entry['id']}.yaml", raw=_record(where)), where
+    raw = _record(where)
+    return dataclasses.replace(load_case(Path(root) / CASE_PACK / f"{entry['id']}.yaml", raw=raw), text=raw), where
 
 
 def _located(confined: fsutil.Confined, ref, what: str, sizes: dict) -> Path | Packed:
@@ -317,7 +318,7 @@ class Writer:
 
     def add(self, case: Case, results: list[Result], inputs: dict[str, np.ndarray], digest: str | None) -> None:
         """Store a judged case: its copy, then its arrays appended to the pack, then its journal
-        line. A case that fails to be written (a full disk) leaves no bytes in the pack."""
+        line. A case that fails to be written (a full disk) leaves no bytes in the packs."""
         cid = case_id(case.name)
         referenced = _referenced_files(case) if case.document is None else None
         copy = None
@@ -334,7 +335,7 @@ class Writer:
         start, copies_start = self._pack.at, self._copies.at
         try:
             if not referenced and referenced is not None:
-                copy = self._copies.put_record(Path(case.path).read_bytes())
+                copy = self._copies.put_record(case.text if case.text is not None else Path(case.path).read_bytes())
             stored_inputs = {name: self._pack.put(arr) for name, arr in inputs.items()}
             runs = [run_entry(r, {name: self._pack.put(arr) for name, arr in r.outputs.items()}) for r in results]
         except BaseException:

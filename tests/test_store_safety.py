@@ -581,3 +581,18 @@ def test_a_case_that_fails_to_be_stored_leaves_no_bytes_in_the_pack(tmp_path, mo
     assert np.array_equal(sc.inputs["x"], first.arrays["x"])
     for r, again in zip(first.results, sc.results):
         assert {k: v.tobytes() for k, v in r.outputs.items()} == {k: v.tobytes() for k, v in again.outputs.items()}
+
+
+def test_a_case_read_from_a_store_runs_into_another_store(good, tmp_path):
+    """A case loaded from a store's cases.yamls names no file of its own (its path is inside
+    the pack): run again through the API, its copy in the new store is the same bytes."""
+    import parity
+    from parity import store
+
+    sc = store.load(good).cases["lrn/mindspore-doc-example"]
+    assert not sc.case.path.exists() and sc.case.text == DOC.read_bytes()
+    report = parity.run([sc.case], frameworks=["torch"], results=tmp_path / "again")
+    assert report.exit_code == 0
+    m = manifest(tmp_path / "again")
+    at = m["cases"][0]["copy"]
+    assert (tmp_path / "again" / "cases.yamls").read_bytes()[at["offset"]:at["offset"] + at["size"]] == DOC.read_bytes()
