@@ -50,6 +50,16 @@ def grow_pipe(fd: int) -> int:
         return PIPE_DEFAULT
 
 
+def write_all(fd: int, data) -> int:
+    """Write all of ``data`` (bytes or a buffer) to the raw file descriptor ``fd``, however
+    many ``os.write`` calls that takes; the number of bytes."""
+    view = memoryview(data).cast("B")
+    n = len(view)
+    while view:
+        view = view[os.write(fd, view):]
+    return n
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from parity import fsutil
+
 #: the dtype kinds an array may have: bool, integers, floats (bfloat16 is stored as uint16)
 KINDS = "biuf"
 #: at most this many elements (the limit of a case's inputs, parity.inputs.MAX_ELEMENTS)
@@ -215,13 +217,7 @@ def append(fd: int, arr: np.ndarray) -> int:
         parts = [to_bytes(arr)]
     else:
         parts = [head, memoryview(arr.reshape(-1)).cast("B")] if arr.nbytes else [head]
-    n = 0
-    for part in parts:
-        view = memoryview(part)
-        while view:
-            k = os.write(fd, view)
-            view, n = view[k:], n + k
-    return n
+    return sum(fsutil.write_all(fd, part) for part in parts)
 
 
 def to_bytes(arr: np.ndarray) -> bytes:

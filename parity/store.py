@@ -165,10 +165,7 @@ class _Pack:
         return self._placed(npyio.append(self.fd, arr.view(np.uint16) if bf16 else arr), bf16)
 
     def put_record(self, data: bytes, bf16: bool = False) -> dict:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self.fd, view):]
-        return self._placed(len(data), bf16)
+        return self._placed(fsutil.write_all(self.fd, data), bf16)
 
     def _placed(self, n: int, bf16: bool) -> dict:
         where = {"file": self.name, "offset": self.at, "size": n}
@@ -320,21 +317,22 @@ class Writer:
         """Store a judged case: its copy, then its arrays appended to the pack, then its journal
         line. A case that fails to be written (a full disk) leaves no bytes in the packs."""
         cid = case_id(case.name)
-        referenced = _referenced_files(case) if case.document is None else None
+        referenced = [] if case.document is not None else _referenced_files(case)
+        packed = case.document is None and not referenced  # its copy goes to the case pack
         copy = None
-        if referenced is None or referenced:  # it reads other files: a directory of copies
+        if not packed:  # it reads other files (or is built in code): a directory of copies
             cdir = self.stage / "cases" / cid
             cdir.mkdir(parents=True, exist_ok=True)
             if case.document is not None:
                 _write_document(case, cdir)
             else:
                 shutil.copyfile(case.path, cdir / "case.yaml")
-            for f, rel in referenced or ():
+            for f, rel in referenced:
                 (cdir / rel).parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(f, cdir / rel)
         start, copies_start = self._pack.at, self._copies.at
         try:
-            if not referenced and referenced is not None:
+            if packed:
                 copy = self._copies.put_record(case.text if case.text is not None else Path(case.path).read_bytes())
             stored_inputs = {name: self._pack.put(arr) for name, arr in inputs.items()}
             runs = [run_entry(r, {name: self._pack.put(arr) for name, arr in r.outputs.items()}) for r in results]

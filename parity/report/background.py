@@ -27,6 +27,8 @@ import struct
 import sys
 from pathlib import Path
 
+from parity import fsutil
+
 _LEN = struct.Struct(">Q")
 
 
@@ -62,9 +64,7 @@ def _send(fd: int, obj) -> None:
 
 
 def _write(fd: int, data: bytes) -> None:
-    view = memoryview(_LEN.pack(len(data)) + data)
-    while view:
-        view = view[os.write(fd, view):]
+    fsutil.write_all(fd, _LEN.pack(len(data)) + data)
 
 
 def _receive(f):
@@ -92,7 +92,6 @@ class Background:
     module docstring). ``add(case_report)``, then ``close(report)`` or ``abandon()``."""
 
     def __init__(self, out_dir, sinks: dict):
-        from parity import fsutil
         from parity.report import stream
 
         self.out_dir = Path(out_dir)
