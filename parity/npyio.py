@@ -141,12 +141,8 @@ def _literal(text: str) -> tuple:
 def check_at(path: Path, offset: int, size: int, max_elements: int = MAX_ELEMENTS) -> Header:
     """The header of the .npy record of ``size`` bytes at ``offset`` in ``path`` (a results
     store's pack of arrays), checked as ``check`` checks a file of that size."""
-    try:
-        with open(Path(path), "rb") as f:
-            f.seek(offset)
-            return _checked(f, max_elements, size)
-    except OSError as exc:
-        raise NpyError(f"unreadable: {exc.strerror or exc}") from None
+    with Packs() as packs:
+        return packs.check(path, offset, size, max_elements)
 
 
 def load(path: Path, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
@@ -158,17 +154,84 @@ def load(path: Path, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
 def load_at(path: Path, offset: int, size: int | None, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
     """The array of the .npy record of ``size`` bytes at ``offset`` in ``path`` (None: the whole
     file is one), checked as ``load`` checks a file."""
-    try:
-        with open(Path(path), "rb") as f:
-            if offset:
-                f.seek(offset)
-            h = _checked(f, max_elements, size)
-            arr = np.empty(h.shape, h.dtype, order="F" if h.fortran_order else "C")
-            if arr.nbytes and f.readinto(memoryview(arr.reshape(-1, order="A")).cast("B")) != arr.nbytes:
+    with Packs() as packs:
+        return packs.load(path, offset, size, max_elements)
+
+
+#: the most bytes a record's magic, header length and header take (np.load's limit)
+_MAX_HEAD = 12 + _MAX_HEADER
+
+
+class Packs:
+    """Files of .npy records (a results store's packs), each opened once however many of its
+    records are read (``check``, ``load``, ``read``: positioned reads of the open file), until
+    ``close`` or the end of a ``with``. A file is read as it is when each record is read."""
+
+    def __init__(self):
+        self._fds: dict[str, int] = {}
+
+    def __enter__(self) -> "Packs":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        fds, self._fds = self._fds, {}
+        for fd in fds.values():
+            os.close(fd)
+
+    def _fd(self, path) -> int:
+        key = os.fspath(path)
+        fd = self._fds.get(key)
+        if fd is None:
+            try:
+                fd = self._fds[key] = os.open(key, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            except OSError as exc:
+                raise NpyError(f"unreadable: {exc.strerror or exc}") from None
+        return fd
+
+    def read(self, path, offset: int, size: int) -> bytes:
+        """The ``size`` bytes at ``offset`` (fewer where the file ends before them)."""
+        try:
+            return os.pread(self._fd(path), size, offset)
+        except OSError as exc:
+            raise NpyError(f"unreadable: {exc.strerror or exc}") from None
+
+    def _head(self, path, offset: int, size: int | None, max_elements: int) -> tuple[Header, bytes, int]:
+        """The record's header checked, the bytes read with it, and the record's size."""
+        if size is None:  # the whole file is the record
+            try:
+                size = os.fstat(self._fd(path)).st_size - offset
+            except OSError as exc:
+                raise NpyError(f"unreadable: {exc.strerror or exc}") from None
+        head = self.read(path, offset, min(size, _MAX_HEAD))
+        return _checked(io.BytesIO(head), max_elements, size), head, size
+
+    def check(self, path, offset: int, size: int, max_elements: int = MAX_ELEMENTS) -> Header:
+        """The header of the record of ``size`` bytes at ``offset``, checked as ``check``
+        checks a file of that size."""
+        return self._head(path, offset, size, max_elements)[0]
+
+    def load(self, path, offset: int, size: int | None, max_elements: int = MAX_ELEMENTS) -> np.ndarray:
+        """The array of the record of ``size`` bytes at ``offset`` (None: to the end of the
+        file), checked as ``load`` checks a file, read into an array of its declared shape and
+        dtype (never unpickled)."""
+        h, head, _ = self._head(path, offset, size, max_elements)
+        arr = np.empty(h.shape, h.dtype, order="F" if h.fortran_order else "C")
+        out = memoryview(arr.reshape(-1, order="A")).cast("B")
+        got = head[h.offset:h.offset + arr.nbytes]  # a small record came whole with its header
+        out[:len(got)] = got
+        at, fd = len(got), self._fd(path)
+        while at < arr.nbytes:
+            try:
+                n = os.preadv(fd, [out[at:]], offset + h.offset + at)
+            except OSError as exc:
+                raise NpyError(f"unreadable: {exc.strerror or exc}") from None
+            if n <= 0:
                 raise NpyError("truncated while reading")
-            return arr
-    except OSError as exc:
-        raise NpyError(f"unreadable: {exc.strerror or exc}") from None
+            at += n
+        return arr
 
 
 #: .npy headers already made, by (dtype, shape): text numpy's own writer gave for such an array

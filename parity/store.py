@@ -112,11 +112,14 @@ def _is_bf16(where: Path | Packed) -> bool:
     return where.bfloat16 if isinstance(where, Packed) else where.name.endswith(".bf16.npy")
 
 
-def _load_npy(where: Path | Packed) -> np.ndarray:
-    """A stored array (a file, or a record of the pack), its header checked first (a store is
-    untrusted input)."""
+def _load_npy(where: Path | Packed, packs: npyio.Packs | None = None) -> np.ndarray:
+    """A stored array (a file, or a record of the pack: read through ``packs``, where given,
+    which opens each pack once), its header checked first (a store is untrusted input)."""
     try:
-        arr = npyio.load_at(where.path, where.offset, where.size) if isinstance(where, Packed) else npyio.load(where)
+        if isinstance(where, Packed):
+            arr = (packs.load if packs else npyio.load_at)(where.path, where.offset, where.size)
+        else:
+            arr = npyio.load(where)
     except npyio.NpyError as exc:
         raise InputError(f"{where}: {exc}") from None
     if _is_bf16(where):
@@ -128,23 +131,27 @@ def _load_npy(where: Path | Packed) -> np.ndarray:
     return arr
 
 
-def _check_npy(where: Path | Packed) -> None:
+def _check_npy(where: Path | Packed, packs: npyio.Packs | None = None) -> None:
     try:
         if isinstance(where, Packed):
-            npyio.check_at(where.path, where.offset, where.size)
+            (packs.check if packs else npyio.check_at)(where.path, where.offset, where.size)
         else:
             npyio.check(where)
     except npyio.NpyError as exc:
         raise InputError(f"{where}: {exc}") from None
 
 
-def _record(where: Path | Packed) -> bytes:
-    """The .npy bytes of a stored array (checked when its store was loaded)."""
+def _record(where: Path | Packed, packs: npyio.Packs | None = None) -> bytes:
+    """The bytes of a stored array or case copy (checked when its store was loaded)."""
     if not isinstance(where, Packed):
         return where.read_bytes()
-    with open(where.path, "rb") as f:
-        f.seek(where.offset)
-        data = f.read(where.size)
+    if packs is None:
+        with npyio.Packs() as packs:
+            return _record(where, packs)
+    try:
+        data = packs.read(where.path, where.offset, where.size)
+    except npyio.NpyError as exc:
+        raise InputError(f"{where}: {exc}") from None
     if len(data) != where.size:
         raise InputError(f"{where}: the file changed while it was read (it holds {len(data)} of those bytes now)")
     return data
@@ -200,14 +207,14 @@ def array(root: Path, where) -> np.ndarray:
 
 
 def _case_copy(root: Path, confined: fsutil.Confined, entry: dict, what: str,
-               sizes: dict) -> tuple[Case, Packed | None]:
+               sizes: dict, packs: npyio.Packs) -> tuple[Case, Packed | None]:
     """A stored case, loaded from its copy, and where that copy is: a record of the case pack
     (read as the file RESULTS/cases.yamls/<case-id>.yaml, so that a ``file:`` input it names is
     looked for inside the pack, where there is none), or cases/<case-id>/case.yaml (None)."""
     if "copy" not in entry:
         return load_case(confined.path(f"cases/{entry['id']}/case.yaml", what + ".id")), None
     where = _located(confined, entry["copy"], what + ".copy", sizes)
-    raw = _record(where)
+    raw = _record(where, packs)
     return dataclasses.replace(load_case(Path(root) / CASE_PACK / f"{entry['id']}.yaml", raw=raw), text=raw), where
 
 
@@ -580,11 +587,12 @@ class StoredCase:
     def read(self) -> None:
         """The arrays a lazy load left on disk (checked already): the inputs, and the outputs
         of each run that has a path for them (a run ``rejudge`` set aside has none)."""
-        if self.input_paths and not self.inputs:
-            self.inputs = {k: _load_npy(p) for k, p in self.input_paths.items()}
-        for r, paths in zip(self.results, self.output_paths):
-            if paths and not r.outputs:
-                r.outputs = {k: _load_npy(p) for k, p in paths.items()}
+        with npyio.Packs() as packs:
+            if self.input_paths and not self.inputs:
+                self.inputs = {k: _load_npy(p, packs) for k, p in self.input_paths.items()}
+            for r, paths in zip(self.results, self.output_paths):
+                if paths and not r.outputs:
+                    r.outputs = {k: _load_npy(p, packs) for k, p in paths.items()}
 
     def drop(self) -> None:
         """Forget the arrays (``read`` reads them again)."""
@@ -710,7 +718,11 @@ def load(root: Path, load_outputs: bool = True, lazy: bool = False) -> Store:
     store is untrusted: see the module docstring; every problem is an InputError. ``lazy``:
     every array is checked but left on disk, for StoredCase.read (a report of a large store
     holds one case's arrays at a time)."""
-    root = Path(root)
+    with npyio.Packs() as packs:  # each pack opened once for the whole load
+        return _load(Path(root), load_outputs, lazy, packs)
+
+
+def _load(root: Path, load_outputs: bool, lazy: bool, packs: npyio.Packs) -> Store:
     manifest = _manifest(root)
     mpath = root / "manifest.json"
     cases: dict[str, StoredCase] = {}
@@ -721,7 +733,7 @@ def load(root: Path, load_outputs: bool = True, lazy: bool = False) -> Store:
     for i, entry in enumerate(manifest["cases"]):
         where = f"{mpath}: cases[{i}]"
         try:
-            case, copy = _case_copy(root, confined, entry, where, sizes)
+            case, copy = _case_copy(root, confined, entry, where, sizes, packs)
         except (CaseError, CaseErrors) as exc:
             raise InputError(f"{where}: its stored case file does not load:\n{exc}") from None
         if case.dtypes:  # one case of a dtype sweep: NAME[dtype]
@@ -737,8 +749,8 @@ def load(root: Path, load_outputs: bool = True, lazy: bool = False) -> Store:
         input_paths = {k: _located(confined, p, f"{where}.inputs.{k}", sizes) for k, p in entry["inputs"].items()}
         if lazy:
             for p in input_paths.values():
-                _check_npy(p)
-        inputs = {} if lazy else {k: _load_npy(p) for k, p in input_paths.items()}
+                _check_npy(p, packs)
+        inputs = {} if lazy else {k: _load_npy(p, packs) for k, p in input_paths.items()}
         cases[case.name] = StoredCase(case, inputs, entry.get("inputs_sha256"), root=root, entry=entry,
                                       input_paths=input_paths, copy=copy)
     for i, entry in enumerate(manifest["runs"]):
@@ -751,10 +763,10 @@ def load(root: Path, load_outputs: bool = True, lazy: bool = False) -> Store:
             raise InputError(f"{where}: framework {fw!r} has no {sc.case.op.name} here (known: "
                              f"{', '.join(sc.case.op.spellings)})")
         paths = {k: _located(confined, p, f"{where}.outputs.{k}", sizes) for k, p in entry["outputs"].items()}
-        outputs = {k: _load_npy(p) for k, p in paths.items()} if load_outputs and not lazy else {}
+        outputs = {k: _load_npy(p, packs) for k, p in paths.items()} if load_outputs and not lazy else {}
         if not outputs:  # still refuse what could not be read later (merge and baselines copy them)
             for p in paths.values():
-                _check_npy(p)
+                _check_npy(p, packs)
         native = entry.get("native")
         if native is not None and not _native_ok(sc.case.op, fw, native):
             problem = next(iter(_native_validator(sc.case.op, fw).iter_errors(native)), None)
@@ -849,22 +861,23 @@ def _write_store(src: Store, out: Path, command: str, extra: dict | None = None)
     manifest = {"schema": SCHEMA, "created": _now(), "command": command, "host": src.manifest.get("host"),
                 "hosts": src.hosts(), "versions": {}, "cases": [], "runs": [],
                 "interrupted": bool(src.manifest.get("interrupted")), **(extra or {})}
-    pack, copies = _Pack(out / PACK), _Pack(out / CASE_PACK)
+    pack, copies, packs = _Pack(out / PACK), _Pack(out / CASE_PACK), npyio.Packs()
     try:
         for sc in src.cases.values():
-            entry = {**sc.entry, "inputs": {
-                name: pack.put_record(_record(where), _is_bf16(where)) for name, where in sc.input_paths.items()}}
+            entry = {**sc.entry, "inputs": {name: pack.put_record(_record(where, packs), _is_bf16(where))
+                                            for name, where in sc.input_paths.items()}}
             if sc.copy is not None:
-                entry["copy"] = copies.put_record(_record(sc.copy))
+                entry["copy"] = copies.put_record(_record(sc.copy, packs))
             else:
                 _copy_case_dir(sc, out / "cases" / sc.entry["id"])
             manifest["cases"].append(entry)
             for r, paths in zip(sc.results, sc.output_paths):
                 manifest["runs"].append(run_entry(r, {
-                    name: pack.put_record(_record(where), _is_bf16(where)) for name, where in paths.items()}))
+                    name: pack.put_record(_record(where, packs), _is_bf16(where)) for name, where in paths.items()}))
                 if r.version:
                     manifest["versions"].setdefault(r.framework + (f"[{r.variant}]" if r.variant else ""), r.version)
     finally:
+        packs.close()
         pack.close(sync=True)
         copies.close(sync=True)
     atomic_write(out / "manifest.json", dumps(manifest))
