@@ -157,6 +157,36 @@ def test_npy_bytes_are_numpys_and_read_back(arr, tmp_path):
         npyio.check_at(tmp_path / "pack", 0, 153)
 
 
+def test_packs_read_many_records_of_one_open_file(tmp_path):
+    """npyio.Packs reads a store's records through one open file each: small records come
+    whole with their header, a large one (past the header's read) is read into its array; a
+    file cut short after it was checked is refused, not read as a shorter array."""
+    from parity import npyio
+
+    arrays = [np.arange(5, dtype=np.float32), np.ones((300, 300)), np.asfortranarray(np.eye(40, 30)),
+              np.zeros((0, 3), np.int8)]
+    fd = os.open(tmp_path / "pack", os.O_WRONLY | os.O_CREAT)
+    try:
+        sizes = [npyio.append(fd, a) for a in arrays]
+    finally:
+        os.close(fd)
+    offsets = np.cumsum([0] + sizes[:-1]).tolist()
+    with npyio.Packs() as packs:
+        for a, offset, size in zip(arrays, offsets, sizes):
+            assert packs.check(tmp_path / "pack", offset, size).shape == a.shape
+            back = packs.load(tmp_path / "pack", offset, size)
+            assert back.dtype == a.dtype and back.shape == a.shape and np.array_equal(back, a)
+            assert back.flags.f_contiguous == a.flags.f_contiguous and back.flags.writeable
+        assert len(packs._fds) == 1  # one open file for all of them
+        assert packs.read(tmp_path / "pack", offsets[1], 6) == b"\x93NUMPY"
+        os.truncate(tmp_path / "pack", offsets[1] + sizes[1] // 2)  # cut inside the large record
+        with pytest.raises(npyio.NpyError, match="truncated while reading"):
+            packs.load(tmp_path / "pack", offsets[1], sizes[1])
+    assert not packs._fds  # closed at the end of the with
+    with pytest.raises(npyio.NpyError, match="unreadable"):
+        npyio.Packs().load(tmp_path / "missing", 0, 10)
+
+
 def test_npy_bytes_that_do_not_match_their_header_are_refused():
     from parity import npyio
 
