@@ -124,24 +124,25 @@ def test_a_format_that_fails_in_the_forked_writer_fails_the_set(run, tmp_path, m
     CLI's one-line message); the previous set stays whole and no temporary file is left."""
     import parity
     from parity import report
-    from parity.report import junit
+    from parity.report import csv
 
+    assert "csv" in report.CHILD_FORMATS  # written by the forked writer
     rep = parity.load(run.report_dir / "results")
     out = tmp_path / "out"
     report.write_all(rep, out, parallel=False)
     before = _files(out)
 
     def broken(self, out, _report, _tally):
-        out.write("<?xml")
+        out.write("case,")
         raise failure
 
-    monkeypatch.setattr(junit.Sink, "finish", broken)
+    monkeypatch.setattr(csv.Sink, "finish", broken)
     with pytest.raises(raised) as exc:
         report.write_all(rep, out, parallel=True)
     if raised is OSError:
         assert exc.value.errno == 28
     else:
-        assert "parity.junit.xml" in str(exc.value) and "a renderer's bug" in str(exc.value)
+        assert "parity.csv" in str(exc.value) and "a renderer's bug" in str(exc.value)
     assert _files(out) == before and sorted(p.name for p in out.iterdir()) == sorted(before)
 
 
