@@ -88,106 +88,143 @@ def _same(a, b):
     return a == b
 
 
-def _all(answers) -> bool | None:
-    """False if any is False, else None if any is None, else True."""
-    unknown = False
-    for a in answers:
-        if a is False:
-            return False
-        if a is None:
-            unknown = True
-    return None if unknown else True
-
-
 def valid(schema, value, types: dict = JSON_TYPES) -> bool | None:
     """Whether ``value`` satisfies ``schema`` (True / False), or None where this function does
-    not implement what the schema asks (a keyword, a boolean schema, a container in enum)."""
-    if schema is True:
-        return True
-    if schema is False:
-        return False
+    not implement what the schema asks (a keyword, a boolean schema, a container in enum).
+    Each schema is compiled once (per ``types``) into a check that asks only for the keywords
+    it has."""
+    return _compiled(schema, types)(value)
+
+
+#: (schema, types) -> (schema, types, its check): parity's schemas are made once, so this
+#: stays small; a caller making schemas as it goes gets it emptied now and then
+_COMPILED: dict[tuple[int, int], tuple] = {}
+
+
+def _compiled(schema, types: dict):
+    key = (id(schema), id(types))
+    hit = _COMPILED.get(key)
+    if hit is None or hit[0] is not schema or hit[1] is not types:
+        if len(_COMPILED) >= 4096:
+            _COMPILED.clear()
+        made: list = []  # a schema that holds itself meets its own check, through this, while it is made
+        _COMPILED[key] = (schema, types, lambda v: made[0](v))
+        made.append(_compile(schema, types))
+        hit = _COMPILED[key] = (schema, types, made[0])
+    return hit[2]
+
+
+def _compile(schema, types: dict):
+    """The check of one schema: value -> True / False / None, with valid()'s meaning."""
+    if schema is True or schema is False:
+        return (lambda v: True) if schema else (lambda v: False)
     if not isinstance(schema, dict) or not _known(schema):
-        return None
+        return lambda v: None
     t = schema.get("type")
+    type_checks = None
     if t is not None:
         names = [t] if isinstance(t, str) else t
         if any(n not in types for n in names):
-            return None
-        if not any(types[n](value) for n in names):
+            return lambda v: None
+        type_checks = tuple(types[n] for n in names)
+    has_const, const = "const" in schema, schema.get("const")
+    enum = schema.get("enum") if "enum" in schema else None
+    strings = _strings(schema) if enum is not None else frozenset()
+    any_of = [_compiled(b, types) for b in schema["anyOf"]] if "anyOf" in schema else None
+    number = types["number"]
+    bounds = [(k, schema[k]) for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") if k in schema]
+    min_len, max_len = schema.get("minLength", 0), schema.get("maxLength")
+    pattern = schema.get("pattern")
+    search = (_PATTERNS.get(pattern) or _PATTERNS.setdefault(pattern, re.compile(pattern))).search \
+        if pattern is not None else None
+    required, min_props = tuple(schema.get("required", ())), schema.get("minProperties", 0)
+
+    def sub(s):  # True / False as themselves; a schema of types only as its type checks; else its check
+        if s is True or s is False:
+            return s
+        checks = _type_only(s, types)
+        return ("types", checks) if checks is not None else _compiled(s, types)
+
+    props = {k: sub(v) for k, v in schema.get("properties", {}).items()}
+    extra = sub(schema.get("additionalProperties", True))
+    names = _compiled(schema["propertyNames"], types) if "propertyNames" in schema else None
+    min_items, max_items = schema.get("minItems", 0), schema.get("maxItems")
+    unique = bool(schema.get("uniqueItems"))
+    items = _compiled(schema["items"], types) if "items" in schema else None
+
+    def check(value):
+        if type_checks is not None and not any(c(value) for c in type_checks):
             return False
-    unknown = False
-    if "const" in schema:
-        same = _same(value, schema["const"])
-        if same is False:
-            return False
-        unknown |= same is None
-    if "enum" in schema:
-        if not (isinstance(value, str) and value in _strings(schema)):
-            found = [_same(value, c) for c in schema["enum"]]
+        unknown = False
+        if has_const:
+            same = _same(value, const)
+            if same is False:
+                return False
+            unknown |= same is None
+        if enum is not None and not (isinstance(value, str) and value in strings):
+            found = [_same(value, c) for c in enum]
             if not any(f is True for f in found):
                 if None in found:
                     unknown = True
                 else:
                     return False
-    if "anyOf" in schema:
-        answers = [valid(branch, value, types) for branch in schema["anyOf"]]
-        if True not in answers:
-            if None in answers:
-                unknown = True
-            else:
-                return False
-    if ("minimum" in schema or "maximum" in schema or "exclusiveMinimum" in schema
-            or "exclusiveMaximum" in schema) and types["number"](value):
-        if "minimum" in schema and not value >= schema["minimum"]:
-            return False
-        if "maximum" in schema and not value <= schema["maximum"]:
-            return False
-        if "exclusiveMinimum" in schema and not value > schema["exclusiveMinimum"]:
-            return False
-        if "exclusiveMaximum" in schema and not value < schema["exclusiveMaximum"]:
-            return False
-    if isinstance(value, str):
-        if len(value) < schema.get("minLength", 0) or len(value) > schema.get("maxLength", len(value)):
-            return False
-        pattern = schema.get("pattern")
-        if pattern is not None:
-            compiled = _PATTERNS.get(pattern) or _PATTERNS.setdefault(pattern, re.compile(pattern))
-            if not compiled.search(value):
-                return False
-    elif isinstance(value, dict):
-        if any(k not in value for k in schema.get("required", ())):
-            return False
-        if len(value) < schema.get("minProperties", 0):
-            return False
-        props, extra = schema.get("properties", {}), schema.get("additionalProperties", True)
-        answers = []
-        for k, v in value.items():
-            sub = props.get(k, extra) if isinstance(k, str) else extra
-            if sub is False:
-                return False
-            if sub is not True:
-                checks = _type_only(sub, types)
-                if checks is None:
-                    answers.append(valid(sub, v, types))
-                elif not any(check(v) for check in checks):
+        if any_of is not None:
+            answers = [a(value) for a in any_of]
+            if True not in answers:
+                if None in answers:
+                    unknown = True
+                else:
                     return False
-        if "propertyNames" in schema:
-            answers += [valid(schema["propertyNames"], k, types) for k in value]
-        answer = _all(answers)
-        if answer is False:
-            return False
-        unknown |= answer is None
-    elif isinstance(value, list):
-        if len(value) < schema.get("minItems", 0) or len(value) > schema.get("maxItems", len(value)):
-            return False
-        if schema.get("uniqueItems"):
-            if not all(isinstance(v, str) for v in value):
-                unknown = True
-            elif len(set(value)) != len(value):
+        if bounds and number(value):
+            for k, b in bounds:
+                if not (value >= b if k == "minimum" else value <= b if k == "maximum"
+                        else value > b if k == "exclusiveMinimum" else value < b):
+                    return False
+        if isinstance(value, str):
+            if len(value) < min_len or (max_len is not None and len(value) > max_len):
                 return False
-        if "items" in schema:
-            answer = _all(valid(schema["items"], v, types) for v in value)
-            if answer is False:
+            if search is not None and not search(value):
                 return False
-            unknown |= answer is None
-    return None if unknown else True
+        elif isinstance(value, dict):
+            for k in required:
+                if k not in value:
+                    return False
+            if len(value) < min_props:
+                return False
+            for k, v in value.items():
+                s = props.get(k, extra) if isinstance(k, str) else extra
+                if s is True:
+                    continue
+                if s is False:
+                    return False
+                if type(s) is tuple:
+                    if not any(c(v) for c in s[1]):
+                        return False
+                    continue
+                a = s(v)
+                if a is False:
+                    return False
+                unknown |= a is None
+            if names is not None:
+                for k in value:
+                    a = names(k)
+                    if a is False:
+                        return False
+                    unknown |= a is None
+        elif isinstance(value, list):
+            if len(value) < min_items or (max_items is not None and len(value) > max_items):
+                return False
+            if unique:
+                if not all(isinstance(v, str) for v in value):
+                    unknown = True
+                elif len(set(value)) != len(value):
+                    return False
+            if items is not None:
+                for v in value:
+                    a = items(v)
+                    if a is False:
+                        return False
+                    unknown |= a is None
+        return None if unknown else True
+
+    return check

@@ -89,3 +89,13 @@ def test_what_it_does_not_implement_is_left_to_jsonschema():
     assert fastschema.valid({"uniqueItems": True}, [1, True]) is None
     assert fastschema.valid({"const": 1}, True) is False
     assert fastschema.valid({"enum": [1.0]}, 1) is True
+
+
+def test_a_schema_that_holds_itself():
+    """Each schema is compiled once into its check; one that holds itself (built in code) meets
+    its own check while it is compiled, and checks values of any depth."""
+    tree = {"type": "array", "maxItems": 2}
+    tree["items"] = tree
+    assert fastschema.valid(tree, [[[], []], []]) is True
+    assert fastschema.valid(tree, [[[1]]]) is False
+    assert fastschema.valid(tree, [[[], [], []]]) is False
