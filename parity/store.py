@@ -220,13 +220,15 @@ def _case_copy(root: Path, confined: fsutil.Confined, entry: dict, what: str,
 
 def _located(confined: fsutil.Confined, ref, what: str, sizes: dict) -> Path | Packed:
     """Where a stored array is: a path inside the store, or a record of a pack inside it that
-    lies within the file (``sizes``: the files' sizes, found once per load)."""
+    lies within the file (``sizes``: each pack met, by the name the manifest gives it, found
+    inside the store and its size taken once per load)."""
     if isinstance(ref, str):
         return confined.path(ref, what)
-    path = confined.path(ref["file"], what + ".file")
-    size = sizes.get(path)
-    if size is None:
-        size = sizes[path] = path.stat().st_size
+    found = sizes.get(ref["file"])
+    if found is None:
+        path = confined.path(ref["file"], what + ".file")
+        found = sizes[ref["file"]] = (path, path.stat().st_size)
+    path, size = found
     offset, n = ref["offset"], ref["size"]
     if offset + n > size:
         raise InputError(f"{what}: bytes {offset}..{offset + n} of {ref['file']!r}: past its end ({size} bytes)")
