@@ -137,7 +137,7 @@ class Case:
     @property
     def elements(self) -> int:
         """The elements of all its inputs."""
-        return sum(int(np.prod(spec.shape, dtype=np.int64)) for spec in self.inputs.values())
+        return sum(math.prod(spec.shape) for spec in self.inputs.values())
 
     def open(self) -> Case:
         """The case itself (as CaseRef.open gives the case a reference names)."""

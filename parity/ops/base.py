@@ -138,6 +138,7 @@ class _FromBackends:
 
     def __init__(self, pick: Callable[[Backend], Any], what: str):
         self.pick, self.what = pick, what
+        self._made: dict[type, tuple[Mapping, FrameworkTable]] = {}  # per op class, from its backends table
 
     def __set_name__(self, owner, name):
         self.attr = name
@@ -145,8 +146,12 @@ class _FromBackends:
     def __get__(self, obj, owner=None):
         cls = owner if obj is None else type(obj)
         backends = cls.backends
-        items = {fw: v for fw, b in backends.items() if (v := self.pick(b)) is not None}
-        return FrameworkTable(getattr(cls, "name", cls.__name__), items, backends, self.what)
+        hit = self._made.get(cls)
+        if hit is None or hit[0] is not backends:  # the tables are read-only: made once per class
+            items = {fw: v for fw, b in backends.items() if (v := self.pick(b)) is not None}
+            hit = self._made[cls] = (backends, FrameworkTable(getattr(cls, "name", cls.__name__), items, backends,
+                                                              self.what))
+        return hit[1]
 
     def __set__(self, obj, value):
         raise AttributeError(f"{self.attr} is derived from the op's backends table; change backends instead")
