@@ -947,5 +947,11 @@ def _answered(run: Run, answer: dict, outputs: dict, worker: Worker, digest: str
 
 
 def _worker_info(worker: Worker) -> dict:
+    """The facts of a worker its results carry: one dict per worker's hello, shared by its runs
+    (a store keeps each worker's facts once, parity.store._WorkerIds)."""
     h = worker.hello
-    return {k: h[k] for k in ("python", "numpy", "executable", "info", "env", "import_seconds", "pid") if k in h}
+    made = getattr(worker, "_facts", None)
+    if made is None or made[0] is not h:
+        made = worker._facts = (h, {k: h[k] for k in ("python", "numpy", "executable", "info", "env",
+                                                      "import_seconds", "pid") if k in h})
+    return made[1]

@@ -1,6 +1,6 @@
 """Results on disk: what a run produced, portable between machines.
 
-Layout of a results directory (schema ``parity-results/2``)::
+Layout of a results directory (schema ``parity-results/3``)::
 
     RESULTS/
       manifest.json                    the cases, runs and host (below)
@@ -27,11 +27,14 @@ copy and four arrays.
 
 manifest.json holds ``schema``, ``created``, ``command``, ``host`` (the machine that wrote
 it), ``hosts`` (every machine its runs come from, by id: parity.host fingerprints),
-``versions``, ``cases`` (name, id, op, file, dtype, inputs_sha256) and ``runs`` (case,
-framework, device, dtype, variant, python, env, host (an id of ``hosts``), status, message,
-spelling, attempts, native, version, seconds, worker, inputs_sha256, outputs: {name: where}).
-Stores written before hosts were recorded per run have ``host`` only; their runs belong to
-it. Everything else (the float64 references, comparisons, reports) is derived from these
+``workers`` (the facts of every worker process its runs come from: interpreter, framework
+build, threads; by id), ``versions``, ``cases`` (name, id, op, file, dtype, inputs_sha256)
+and ``runs`` (case, framework, device, dtype, variant, python, env, host (an id of
+``hosts``), status, message, spelling, attempts, native, version, seconds, worker (an id of
+``workers``), inputs_sha256, outputs: {name: where}). Stores written before hosts were
+recorded per run have ``host`` only; their runs belong to it. Stores of schema 1 and 2 keep
+each run's worker facts in the run, whole (a worker's thousands of runs repeated them: more
+than half of a small case's manifest). Everything else (the float64 references, comparisons, reports) is derived from these
 files: ``parity report RESULTS`` renders reports without running a framework; ``parity
 merge`` combines stores made on different machines; ``parity baseline save`` keeps one as a
 baseline.
@@ -77,9 +80,9 @@ from parity.report import dumps
 from parity.runner import Result
 from parity.verdicts import STATUSES
 
-SCHEMA = "parity-results/2"
+SCHEMA = "parity-results/3"
 #: the schemas a store may have: the one written, and the older ones read
-SCHEMAS = ("parity-results/1", SCHEMA)
+SCHEMAS = ("parity-results/1", "parity-results/2", SCHEMA)
 JOURNAL = "journal.jsonl"
 #: the store's arrays, one .npy record after another
 PACK = "arrays.npys"
@@ -303,7 +306,8 @@ class Writer:
             self.stage = fsutil.staging_dir(self.root)
             # the manifest's head; its cases and runs are in the journal, and written from it by close
             self.manifest = {"schema": SCHEMA, "created": _now(), "command": command, "host": host,
-                             "hosts": {host["id"]: host}, "versions": {}}
+                             "hosts": {host["id"]: host}, "workers": {}, "versions": {}}
+            self._workers = _WorkerIds(self.manifest["workers"])
             self._cases: list[tuple[str, str, int]] = []  # (name, id, offset of its journal line)
             self._pack = _Pack(self.stage / PACK)
             self._copies = _Pack(self.stage / CASE_PACK)
@@ -344,7 +348,9 @@ class Writer:
             if packed:
                 copy = self._copies.put_record(case.text if case.text is not None else Path(case.path).read_bytes())
             stored_inputs = {name: self._pack.put(arr) for name, arr in inputs.items()}
-            runs = [run_entry(r, {name: self._pack.put(arr) for name, arr in r.outputs.items()}) for r in results]
+            known = len(self.manifest["workers"])
+            runs = [run_entry(r, {name: self._pack.put(arr) for name, arr in r.outputs.items()}, self._workers)
+                    for r in results]
         except BaseException:
             self._pack.cut(start)
             self._copies.cut(copies_start)
@@ -362,8 +368,9 @@ class Writer:
         self.manifest["hosts"].update(hosts)
         for k, v in versions.items():
             self.manifest["versions"].setdefault(k, v)
+        workers = dict(list(self.manifest["workers"].items())[known:])  # met first in this case
         self._cases.append((case.name, cid, self._log({"case": entry, "runs": runs, "hosts": hosts,
-                                                        "versions": versions})))
+                                                        "workers": workers, "versions": versions})))
 
     def abandon(self) -> None:
         """After a failure of the harness or the machine (a full disk): the old store stays in
@@ -549,7 +556,7 @@ def _manifest_from_journal(journal: Path) -> dict | None:
             if not isinstance(doc, dict):
                 break
             if "header" in doc and manifest is None:
-                manifest = {**doc["header"], "hosts": {}, "versions": {}, "cases": [], "runs": []}
+                manifest = {**doc["header"], "hosts": {}, "workers": {}, "versions": {}, "cases": [], "runs": []}
                 h = doc["header"].get("host") or {}
                 if isinstance(h, dict) and "id" in h:
                     manifest["hosts"][h["id"]] = h
@@ -557,16 +564,42 @@ def _manifest_from_journal(journal: Path) -> dict | None:
                 manifest["cases"].append(doc["case"])
                 manifest["runs"] += doc.get("runs", [])
                 manifest["hosts"].update(doc.get("hosts") or {})
+                manifest["workers"].update(doc.get("workers") or {})
                 for k, v in (doc.get("versions") or {}).items():
                     manifest["versions"].setdefault(k, v)
     return manifest
 
 
-def run_entry(r: Result, outputs: dict) -> dict:
+class _WorkerIds:
+    """The ids of a store's ``workers`` table (``table``: id -> facts, filled as workers are
+    met): a worker's id is made from its facts, so the same facts have one entry however many
+    runs, dicts or stores they come from."""
+
+    def __init__(self, table: dict):
+        self.table = table
+        self._seen: dict[int, tuple[dict, str]] = {}  # id() of a facts dict met -> (it, its id)
+
+    def __call__(self, facts: dict | None) -> str | None:
+        if facts is None:
+            return None
+        hit = self._seen.get(id(facts))
+        if hit is not None and hit[0] is facts:
+            return hit[1]
+        wid = "w-" + hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        self.table.setdefault(wid, facts)
+        if len(self._seen) >= 1024:  # the runner hands one dict per worker; other callers may not
+            self._seen.clear()
+        self._seen[id(facts)] = (facts, wid)
+        return wid
+
+
+def run_entry(r: Result, outputs: dict, workers: _WorkerIds) -> dict:
+    """A run's manifest entry; its worker's facts go to the ``workers`` table, the run names
+    their id."""
     return {"case": r.case.name, "framework": r.framework, "device": r.device, "dtype": r.dtype,
             "variant": r.variant, "python": r.python, "status": r.status, "message": r.message,
             "spelling": r.spelling, "attempts": r.attempts, "native": r.native, "version": r.version,
-            "seconds": r.seconds, "worker": r.worker, "inputs_sha256": r.inputs_sha256, "outputs": outputs,
+            "seconds": r.seconds, "worker": workers(r.worker), "inputs_sha256": r.inputs_sha256, "outputs": outputs,
             "grad": r.grad, "env": r.env, "host": (r.host or {}).get("id"), "traceback": r.traceback, "log": r.log}
 
 
@@ -636,6 +669,7 @@ MANIFEST_SCHEMA = {
         "created": _TEXT, "command": _TEXT, "interrupted": {"type": "boolean"},
         "host": {"type": ["object", "null"]},
         "hosts": {"type": "object", "additionalProperties": {"type": "object"}},
+        "workers": {"type": "object", "additionalProperties": {"type": "object"}},
         "versions": {"type": "object", "additionalProperties": _TEXT},
         "cases": {"type": "array", "items": {
             "type": "object", "required": ["name", "id", "inputs"],
@@ -652,7 +686,7 @@ MANIFEST_SCHEMA = {
                 "device": {"type": "string", "pattern": r"^[a-z0-9]{1,16}$"}, "dtype": _TEXT,
                 "variant": _LABEL, "python": _OPT_TEXT, "status": {"enum": list(STATUSES)}, "message": _OPT_TEXT,
                 "spelling": _OPT_TEXT, "attempts": {"type": ["array", "null"]}, "native": {"type": ["object", "null"]},
-                "version": _OPT_TEXT, "seconds": {"type": ["number", "null"]}, "worker": {"type": ["object", "null"]},
+                "version": _OPT_TEXT, "seconds": {"type": ["number", "null"]}, "worker": {"type": ["object", "string", "null"]},
                 "inputs_sha256": _OPT_TEXT, "outputs": _ARRAYS, "grad": {"type": ["object", "null"]},
                 "env": {"type": ["object", "null"], "additionalProperties": _TEXT}, "host": _OPT_TEXT,
                 "traceback": _OPT_TEXT, "log": _OPT_TEXT,
@@ -732,6 +766,7 @@ def _load(root: Path, load_outputs: bool, lazy: bool, packs: npyio.Packs) -> Sto
     sizes: dict = {}  # of the packs met
     default_host = hosts_.normalize(manifest.get("host"))
     known_hosts = {str(k): hosts_.normalize(v) for k, v in (manifest.get("hosts") or {}).items()}
+    workers = manifest.get("workers") or {}
     for i, entry in enumerate(manifest["cases"]):
         where = f"{mpath}: cases[{i}]"
         try:
@@ -769,6 +804,11 @@ def _load(root: Path, load_outputs: bool, lazy: bool, packs: npyio.Packs) -> Sto
         if not outputs:  # still refuse what could not be read later (merge and baselines copy them)
             for p in paths.values():
                 _check_npy(p, packs)
+        worker = entry.get("worker")
+        if isinstance(worker, str):  # an id of the workers table (schema 3)
+            if worker not in workers:
+                raise InputError(f"{where}.worker: {worker[:80]!r} is not in the manifest's workers")
+            worker = workers[worker]
         native = entry.get("native")
         if native is not None and not _native_ok(sc.case.op, fw, native):
             problem = next(iter(_native_validator(sc.case.op, fw).iter_errors(native)), None)
@@ -778,7 +818,7 @@ def _load(root: Path, load_outputs: bool, lazy: bool, packs: npyio.Packs) -> Sto
         r = Result(sc.case, fw, entry["device"], entry["dtype"], entry["status"], entry.get("message") or "",
                    outputs, native=entry.get("native"), spelling=entry.get("spelling"),
                    attempts=entry.get("attempts") or [], version=entry.get("version"), seconds=entry.get("seconds"),
-                   worker=entry.get("worker"), inputs_sha256=entry.get("inputs_sha256"), variant=entry.get("variant"),
+                   worker=worker, inputs_sha256=entry.get("inputs_sha256"), variant=entry.get("variant"),
                    python=entry.get("python"), grad=entry.get("grad"), env=dict(entry.get("env") or {}),
                    host=known_hosts.get(entry.get("host")) or default_host, traceback=entry.get("traceback") or "",
                    log=entry.get("log") or "")
@@ -861,9 +901,10 @@ def _write_store(src: Store, out: Path, command: str, extra: dict | None = None)
     """``src`` (loaded, paths validated) written as a new store in directory ``out``, of this
     schema whatever the schema of the stores it comes from (every array in its pack)."""
     manifest = {"schema": SCHEMA, "created": _now(), "command": command, "host": src.manifest.get("host"),
-                "hosts": src.hosts(), "versions": {}, "cases": [], "runs": [],
+                "hosts": src.hosts(), "workers": {}, "versions": {}, "cases": [], "runs": [],
                 "interrupted": bool(src.manifest.get("interrupted")), **(extra or {})}
     pack, copies, packs = _Pack(out / PACK), _Pack(out / CASE_PACK), npyio.Packs()
+    workers = _WorkerIds(manifest["workers"])
     try:
         for sc in src.cases.values():
             entry = {**sc.entry, "inputs": {name: pack.put_record(_record(where, packs), _is_bf16(where))
@@ -875,7 +916,8 @@ def _write_store(src: Store, out: Path, command: str, extra: dict | None = None)
             manifest["cases"].append(entry)
             for r, paths in zip(sc.results, sc.output_paths):
                 manifest["runs"].append(run_entry(r, {
-                    name: pack.put_record(_record(where, packs), _is_bf16(where)) for name, where in paths.items()}))
+                    name: pack.put_record(_record(where, packs), _is_bf16(where)) for name, where in paths.items()},
+                    workers))
                 if r.version:
                     manifest["versions"].setdefault(r.framework + (f"[{r.variant}]" if r.variant else ""), r.version)
     finally:

@@ -24,7 +24,12 @@ CASES = ROOT / "cases"
 
 
 def manifest(path: Path) -> dict:
-    return json.loads((path / "manifest.json").read_text())
+    """A store's manifest, each run's worker (an id of its workers table, schema 3) as its facts."""
+    m = json.loads((path / "manifest.json").read_text())
+    for run in m["runs"]:
+        if isinstance(run.get("worker"), str):
+            run["worker"] = m["workers"][run["worker"]]
+    return m
 
 
 def cpu_flags() -> set[str]:

@@ -173,7 +173,7 @@ DAMAGES = {
     "manifest without cases": (_edit_manifest(lambda m, r: m.pop("cases")), "'cases' is missing"),
     "cases not a list": (_edit_manifest(lambda m, r: m.update(cases={"a": 1})), "cases: expected array"),
     "another schema": (_edit_manifest(lambda m, r: m.update(schema="parity-results/9")),
-                       "expected one of 'parity-results/1', 'parity-results/2'"),
+                       "expected one of 'parity-results/1', 'parity-results/2', 'parity-results/3'"),
     "absolute output path": (_set_output("/etc/passwd"), "leaves the store (absolute paths and '..' are refused)"),
     "pack outside the store": (_set_output({"file": "/etc/passwd", "offset": 0, "size": 8}), "leaves the store"),
     "dot-dot pack": (_set_output({"file": "../arrays.npys", "offset": 0, "size": 8}), "leaves the store"),
@@ -201,6 +201,10 @@ DAMAGES = {
     "case copy deleted": (lambda root: (root / "cases.yamls").unlink(), "does not exist in the store"),
     "native not a call": (_edit_manifest(lambda m, r: m["runs"][0].update(native={"size": "x"})),
                           "is not a tensorflow lrn call parity can read"),
+    "run of an unknown worker": (_edit_manifest(lambda m, r: m["runs"][0].update(worker="w-nope")),
+                                 "runs[0].worker: 'w-nope' is not in the manifest's workers"),
+    "worker facts not an object": (_edit_manifest(lambda m, r: m["workers"].update({m["runs"][0]["worker"]: 7})),
+                                   "expected object, got int"),
 }
 #: damages of a store of schema 1 (an array per file)
 OLD_DAMAGES = {
@@ -222,7 +226,7 @@ def test_damaged_store_is_one_clear_error(good, tmp_path, kind):
     damage, expected = (DAMAGES if layout == "new" else OLD_DAMAGES)[name]
     store = tmp_path / "store"
     shutil.copytree(good if layout == "new" else OLD, store, symlinks=True)
-    assert manifest(store)["schema"] == ("parity-results/2" if layout == "new" else "parity-results/1")
+    assert manifest(store)["schema"] == ("parity-results/3" if layout == "new" else "parity-results/1")
     damage(store)
     for args in (("report", store), ("merge", store, "--out", tmp_path / "merged"), ("baseline", "save", "b",
                                                                                       "--results", store,
@@ -542,7 +546,30 @@ def test_the_manifest_written_from_the_journal_is_the_manifest_of_the_whole(tmp_
     assert text == dumps(whole)
     m = json.loads(text)
     assert [c["name"] for c in m["cases"]] == ["m/a", "m/b", "m/c"] and len(m["runs"]) == 6
-    assert [c.case.name for c in parity.load(tmp_path / "results").cases] == ["m/a", "m/b", "m/c"]
+    # each worker's facts once (the journal line of the case that met it first carries them)
+    assert sorted(m["workers"]) == sorted({r["worker"] for r in m["runs"]}) and len(m["workers"]) == 2
+    back = parity.load(tmp_path / "results")
+    assert [c.case.name for c in back.cases] == ["m/a", "m/b", "m/c"]
+    facts = {r.framework: r.worker for c in rep.cases for r in c.results}
+    assert all(r.worker == facts[r.framework] and r.worker["pid"] for c in back.cases for r in c.results)
+
+
+def test_a_store_of_schema_2_keeps_its_worker_facts_in_each_run(good, tmp_path):
+    """Stores of schema 2 (written until 2026-12-02) repeat each worker's facts in every run,
+    with no workers table: they are read as they always were, to the same facts."""
+    import parity
+
+    old = tmp_path / "old"
+    shutil.copytree(good, old)
+    m = manifest(old)
+    workers = m.pop("workers")
+    for r in m["runs"]:
+        r["worker"] = workers[r["worker"]]
+    m["schema"] = "parity-results/2"
+    (old / "manifest.json").write_text(json.dumps(m))
+    now, then = parity.load(good), parity.load(old)
+    assert [r.worker for c in then.cases for r in c.results] == [r.worker for c in now.cases for r in c.results]
+    assert all(r.worker["info"] for c in then.cases for r in c.results)
 
 
 def test_a_case_that_fails_to_be_stored_leaves_no_bytes_in_the_pack(tmp_path, monkeypatch):

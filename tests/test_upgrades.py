@@ -39,7 +39,7 @@ def stored(tmp_path_factory):
 def test_results_layout_is_the_documented_one(stored):
     root = stored.results
     m = json.loads((root / "manifest.json").read_text())
-    assert m["schema"] == "parity-results/2" and m["versions"]["torch"].startswith("2.13")
+    assert m["schema"] == "parity-results/3" and m["versions"]["torch"].startswith("2.13")
     names = [c["name"] for c in m["cases"]]
     assert names == ["lrn/alexnet-96-channels", "lrn/even-size", "lrn/mindspore-doc-example"]  # sorted
     doc = m["cases"][2]
@@ -63,7 +63,10 @@ def test_results_layout_is_the_documented_one(stored):
     assert {r["framework"] for r in runs} == {"torch", "tensorflow", "mindspore"}
     for r in runs:
         y = record(r["outputs"]["y"])
-        assert y.shape == (1, 2, 2, 1) and r["version"] and r["spelling"] and r["worker"]["info"]
+        assert y.shape == (1, 2, 2, 1) and r["version"] and r["spelling"] and m["workers"][r["worker"]]["info"]
+    # each worker's facts once, in the workers table: one entry per worker process, named by every run it made
+    assert sorted(m["workers"]) == sorted({r["worker"] for r in m["runs"]})
+    assert len({json.dumps(w, sort_keys=True) for w in m["workers"].values()}) == len(m["workers"]) < len(m["runs"])
     wheres = [w for c in m["cases"] for w in c["inputs"].values()] + [w for r in m["runs"] for w in r["outputs"].values()]
     records = sorted((w["offset"], w["size"]) for w in wheres)
     assert records[0][0] == 0 and all(a + n == b for (a, n), (b, _) in zip(records, records[1:]))
