@@ -13,6 +13,7 @@ for a one-line error naming the file.
 from __future__ import annotations
 
 import ast
+import contextlib
 import io
 import math
 import os
@@ -53,9 +54,15 @@ class Header:
 
 def check(path: Path, max_elements: int = MAX_ELEMENTS) -> Header:
     """The header of ``path``, checked against the file (see the module docstring)."""
+    with _unreadable(), open(Path(path), "rb") as f:
+        return _checked(f, max_elements)
+
+
+@contextlib.contextmanager
+def _unreadable():
+    """An OSError inside is an NpyError that says why the file could not be read."""
     try:
-        with open(Path(path), "rb") as f:
-            return _checked(f, max_elements)
+        yield
     except OSError as exc:
         raise NpyError(f"unreadable: {exc.strerror or exc}") from None
 
@@ -185,28 +192,24 @@ class Packs:
         key = os.fspath(path)
         fd = self._fds.get(key)
         if fd is None:
-            try:
+            with _unreadable():
                 fd = self._fds[key] = os.open(key, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-            except OSError as exc:
-                raise NpyError(f"unreadable: {exc.strerror or exc}") from None
         return fd
 
     def read(self, path, offset: int, size: int) -> bytes:
         """The ``size`` bytes at ``offset`` (fewer where the file ends before them)."""
-        try:
-            return os.pread(self._fd(path), size, offset)
-        except OSError as exc:
-            raise NpyError(f"unreadable: {exc.strerror or exc}") from None
+        fd = self._fd(path)
+        with _unreadable():
+            return os.pread(fd, size, offset)
 
-    def _head(self, path, offset: int, size: int | None, max_elements: int) -> tuple[Header, bytes, int]:
-        """The record's header checked, the bytes read with it, and the record's size."""
+    def _head(self, path, offset: int, size: int | None, max_elements: int) -> Header:
+        """The record's header checked, and the bytes read with it."""
         if size is None:  # the whole file is the record
-            try:
-                size = os.fstat(self._fd(path)).st_size - offset
-            except OSError as exc:
-                raise NpyError(f"unreadable: {exc.strerror or exc}") from None
+            fd = self._fd(path)
+            with _unreadable():
+                size = os.fstat(fd).st_size - offset
         head = self.read(path, offset, min(size, _MAX_HEAD))
-        return _checked(io.BytesIO(head), max_elements, size), head, size
+        return _checked(io.BytesIO(head), max_elements, size), head
 
     def check(self, path, offset: int, size: int, max_elements: int = MAX_ELEMENTS) -> Header:
         """The header of the record of ``size`` bytes at ``offset``, checked as ``check``
@@ -217,17 +220,15 @@ class Packs:
         """The array of the record of ``size`` bytes at ``offset`` (None: to the end of the
         file), checked as ``load`` checks a file, read into an array of its declared shape and
         dtype (never unpickled)."""
-        h, head, _ = self._head(path, offset, size, max_elements)
+        h, head = self._head(path, offset, size, max_elements)
         arr = np.empty(h.shape, h.dtype, order="F" if h.fortran_order else "C")
         out = memoryview(arr.reshape(-1, order="A")).cast("B")
         got = head[h.offset:h.offset + arr.nbytes]  # a small record came whole with its header
         out[:len(got)] = got
         at, fd = len(got), self._fd(path)
         while at < arr.nbytes:
-            try:
+            with _unreadable():
                 n = os.preadv(fd, [out[at:]], offset + h.offset + at)
-            except OSError as exc:
-                raise NpyError(f"unreadable: {exc.strerror or exc}") from None
             if n <= 0:
                 raise NpyError("truncated while reading")
             at += n
