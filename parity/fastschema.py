@@ -15,6 +15,7 @@ accept what jsonschema refuses.
 
 from __future__ import annotations
 
+import operator
 import re
 
 __all__ = ["JSON_TYPES", "valid"]
@@ -88,6 +89,21 @@ def _same(a, b):
     return a == b
 
 
+def _all(answers) -> bool | None:
+    """False if any is False (the rest not asked), else None if any is None, else True."""
+    unknown = False
+    for a in answers:
+        if a is False:
+            return False
+        unknown |= a is None
+    return None if unknown else True
+
+
+#: the bound keywords, each with what the value must satisfy against it
+_BOUNDS = (("minimum", operator.ge), ("maximum", operator.le), ("exclusiveMinimum", operator.gt),
+           ("exclusiveMaximum", operator.lt))
+
+
 def valid(schema, value, types: dict = JSON_TYPES) -> bool | None:
     """Whether ``value`` satisfies ``schema`` (True / False), or None where this function does
     not implement what the schema asks (a keyword, a boolean schema, a container in enum).
@@ -132,7 +148,7 @@ def _compile(schema, types: dict):
     strings = _strings(schema) if enum is not None else frozenset()
     any_of = [_compiled(b, types) for b in schema["anyOf"]] if "anyOf" in schema else None
     number = types["number"]
-    bounds = [(k, schema[k]) for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") if k in schema]
+    bounds = [(holds, schema[k]) for k, holds in _BOUNDS if k in schema]
     min_len, max_len = schema.get("minLength", 0), schema.get("maxLength")
     pattern = schema.get("pattern")
     search = (_PATTERNS.get(pattern) or _PATTERNS.setdefault(pattern, re.compile(pattern))).search \
@@ -176,9 +192,8 @@ def _compile(schema, types: dict):
                 else:
                     return False
         if bounds and number(value):
-            for k, b in bounds:
-                if not (value >= b if k == "minimum" else value <= b if k == "maximum"
-                        else value > b if k == "exclusiveMinimum" else value < b):
+            for holds, b in bounds:
+                if not holds(value, b):
                     return False
         if isinstance(value, str):
             if len(value) < min_len or (max_len is not None and len(value) > max_len):
@@ -206,11 +221,10 @@ def _compile(schema, types: dict):
                     return False
                 unknown |= a is None
             if names is not None:
-                for k in value:
-                    a = names(k)
-                    if a is False:
-                        return False
-                    unknown |= a is None
+                a = _all(names(k) for k in value)
+                if a is False:
+                    return False
+                unknown |= a is None
         elif isinstance(value, list):
             if len(value) < min_items or (max_items is not None and len(value) > max_items):
                 return False
@@ -220,11 +234,10 @@ def _compile(schema, types: dict):
                 elif len(set(value)) != len(value):
                     return False
             if items is not None:
-                for v in value:
-                    a = items(v)
-                    if a is False:
-                        return False
-                    unknown |= a is None
+                a = _all(items(v) for v in value)
+                if a is False:
+                    return False
+                unknown |= a is None
         return None if unknown else True
 
     return check
