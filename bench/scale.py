@@ -12,8 +12,8 @@ one run, with the two commands in turn (parity, bare, parity, bare for ``--pairs
   d. the peak memory (ru_maxrss of the parity process alone: the workers are its children
      and are not counted) of `parity run` at 2,000 and 10,000 cases (bounded: the cases are
      handed to the report files as they finish, none is kept), and of `parity report` and
-     its forked report writer (each reads the store's manifest whole, and a case's arrays at
-     a time);
+     its forked report writer (bounded too: the parent reads the store's manifest in pieces
+     and builds, judges and hands on a case at a time);
   e. the CPU seconds (user + system) per case of each command: the whole parity run (its
      workers and report writer included), its parent process alone, and the bare loop. On a
      machine whose cores are all busy, wall time follows the CPU, and this says where it goes.

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from parity import cases as cases_
-from parity import compare, frameworks, host, runner, store
+from parity import compare, frameworks, host, npyio, runner, store
 from parity.cases import Case
 from parity.errors import InputError
 from parity.report import CaseReport, Report, Tally
@@ -233,13 +233,16 @@ def load(results, cases=None, *, baseline: str | None = None, baselines: Path = 
     t0 = time.perf_counter()
     done: list[CaseReport] = []
     tally = None if keep_cases else Tally()
-    for cr in stored.judged(keep_arrays=keep_cases):
-        if on_case:
-            on_case(cr)
-        if tally is None:
-            done.append(cr)
-        else:
-            tally.add(cr)
+    try:
+        for cr in stored.judged(keep_arrays=keep_cases):
+            if on_case:
+                on_case(cr)
+            if tally is None:
+                done.append(cr)
+            else:
+                tally.add(cr)
+    finally:
+        stored.close()
     return stored.report(done, time.perf_counter() - t0, tally)
 
 
@@ -247,33 +250,84 @@ class Stored:
     """Stored results opened for judging (what ``load`` does in two steps, for a front end
     that judges them in more than one process: ``parity report``): the store(s) read and
     checked, today's cases put in (``cases``), the baseline read. ``judged()`` gives each
-    case's CaseReport in turn; ``report()`` the Report around them."""
+    case's CaseReport in turn; ``report()`` the Report around them.
+
+    ``lazy``: each case's arrays are read when it is judged; and one store (and the baseline)
+    is read a case at a time (parity.store.Streamed): its manifest is checked whole first,
+    then each case is built from it again when judged, so that judging a store of any size
+    holds its largest case, not the store. Several stores are read whole, as one."""
 
     def __init__(self, results, cases=None, *, baseline: str | None = None, baselines: Path = Path("baselines"),
                  baseline_partial: bool = False, quiet: bool = False, lazy: bool = False):
         self.roots = [Path(results)] if isinstance(results, (str, Path)) else [Path(r) for r in results]
-        self.src = store.load_many(self.roots, lazy=lazy)
-        if cases is not None:
-            rejudge(self.src, cases, quiet=quiet)
+        self.streamed = lazy and len(self.roots) == 1
+        self.today: dict | None = None  # today's cases (``cases``) by name
+        if self.streamed:
+            self.src = store.stream(self.roots[0])
+            self.names = self.src.names
+            if cases is not None:
+                self.today, self.names = _today(self.names, cases, quiet, lazy=True)
+        else:
+            self.src = store.load_many(self.roots, lazy=lazy)
+            if cases is not None:
+                rejudge(self.src, cases, quiet=quiet)
+            self.names = list(self.src.cases)
         self.cases_arg = cases
         self.baseline, self.baseline_partial = baseline, baseline_partial
-        self.prior = store.load(store.baseline_path(baselines, baseline)) if baseline else None
+        self.prior = None
+        if baseline:
+            where = store.baseline_path(baselines, baseline)
+            self.prior = store.stream(where) if self.streamed else store.load(where)
+
+    def close(self) -> None:
+        """Let go of the manifests a streamed store and baseline hold open."""
+        for st in (self.src, self.prior):
+            if isinstance(st, store.Streamed):
+                st.close()
 
     def size(self) -> int:
         """The stored runs: about half the comparisons there will be."""
+        if self.streamed:
+            return self.src.runs()
         return sum(len(sc.results) for sc in self.src.cases.values())
+
+    def _stored(self):
+        """Each stored case in turn (today's case put in, with ``cases``)."""
+        if not self.streamed:
+            yield from self.src.cases.values()
+            return
+        with npyio.Packs() as packs:
+            for name in self.names:
+                sc = self.src.get(name, packs, lazy=False, load_outputs=True)  # judged now: read, not checked first
+                ref = None
+                if self.today is not None:
+                    ref = self.today[name]
+                    _rejudged(sc, ref.open() if isinstance(ref, cases_.CaseRef) else ref)
+                yield sc
+                if isinstance(ref, cases_.CaseRef):
+                    ref.release()
+
+    def _prior(self, name: str):
+        """The baseline's runs of case ``name`` (with their outputs), [] when it has none;
+        None without a baseline."""
+        prior = self.prior
+        if prior is None:
+            return None
+        if isinstance(prior, store.Streamed):
+            if name not in prior:
+                return []
+            with npyio.Packs() as packs:
+                return prior.get(name, packs, lazy=False, load_outputs=True).results
+        return prior.cases[name].results if name in prior.cases else []
 
     def judged(self, keep_arrays: bool = True):
         from parity import inputs
 
-        prior = self.prior
-        for sc in self.src.cases.values():
+        for sc in self._stored():
             sc.read()
             refs = runner.reference_results(sc.case, [r.form for r in sc.results], sc.inputs, sc.digest)
-            old = prior.cases[sc.case.name].results if prior and sc.case.name in prior.cases else \
-                ([] if prior else None)
-            rows = compare.evaluate(sc.case, sc.results, refs, baseline=old, baseline_name=self.baseline or "",
-                                    baseline_partial=self.baseline_partial)
+            rows = compare.evaluate(sc.case, sc.results, refs, baseline=self._prior(sc.case.name),
+                                    baseline_name=self.baseline or "", baseline_partial=self.baseline_partial)
             cr = CaseReport(sc.case, sc.results, refs, rows, inputs.summarize(sc.inputs),
                             dict(sc.inputs) if keep_arrays else None)
             if not keep_arrays:
@@ -293,52 +347,65 @@ class Stored:
                       results_dir=roots[0] if len(roots) == 1 else None, manifest=src.manifest, tally=tally)
 
 
-def rejudge(src: store.Store, cases, quiet: bool = False) -> None:
-    """Put today's cases in place of the stored copies, in ``src`` (a loaded store): same
-    names, same inputs (checked by their SHA-256), and each stored run kept only where the
-    case still asks for the call it made; a run of another call becomes an ERROR that says
-    so. Stored cases that ``cases`` no longer has are left out."""
-    from parity import inputs, protocol
-    from parity.ops.base import NoExactMapping
+def _today(names: list[str], cases, quiet: bool, lazy: bool = False) -> tuple[dict, list[str]]:
+    """Today's cases (``cases``: as ``run`` takes them; CaseRefs with ``lazy``) by name, and
+    the stored ``names`` that they have; what is on one side only is said on stderr."""
     from parity.report.escape import terminal
 
-    today = {c.name: c for c in _cases(cases)}
+    today = {c.name: c for c in _cases(cases, lazy=lazy)}
     label = cases if isinstance(cases, (str, Path)) else "the cases given"
-    gone = [name for name in src.cases if name not in today]
-    for name in gone:
-        del src.cases[name]
-    missing = [name for name in today if name not in src.cases]
+    stored = set(names)
+    gone = [name for name in names if name not in today]
+    missing = [name for name in today if name not in stored]
     if not quiet and gone:
         print(terminal(f"note: {len(gone)} stored case(s) are not in {label} and are left out: {', '.join(gone[:5])}"
                        + (" ..." if len(gone) > 5 else "")), file=sys.stderr)
     if not quiet and missing:
         print(terminal(f"note: {len(missing)} case(s) of {label} are not in the store and are not judged: "
                        f"{', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else "")), file=sys.stderr)
-    for name, sc in src.cases.items():
-        c = today[name]
-        arrays = {k: spec.materialize() for k, spec in c.inputs.items()}
-        if c.grad:
-            arrays[protocol.UPSTREAM] = c.upstream()
-        changed = sc.digest is not None and inputs.digest(arrays) != sc.digest
-        sc.case = c
-        for i, r in enumerate(sc.results):
-            r.case = c
-            why = "the case's inputs changed since this store was made" if changed else None
-            if why is None:
-                try:
-                    native, forms = runner._native_and_forms(c, r.framework, c.spelling.get(r.framework))
-                except NoExactMapping as exc:
-                    native, forms = None, {}
-                    if r.native is not None:
-                        why = f"the case now has no exact {r.framework} call ({exc})"
-                if why is None and native != r.native:
-                    why = f"the case now asks {r.framework} for {native}, the stored run made {r.native}"
-                if why is None and r.native is not None:
-                    spelling = r.spelling or next(iter(forms))
-                    r.form = forms.get(spelling) or c.op.form_from_native(r.framework, r.native, c.shapes, spelling,
-                                                                          c.dtype)
-            if why is not None:
-                r.status, r.outputs = runner.ERROR, {}
-                if i < len(sc.output_paths):
-                    sc.output_paths[i] = {}  # not read later either (StoredCase.read)
-                r.message = f"stored run not judged: {why}; run the case again"
+    return today, [name for name in names if name in today]
+
+
+def rejudge(src: store.Store, cases, quiet: bool = False) -> None:
+    """Put today's cases in place of the stored copies, in ``src`` (a loaded store): same
+    names, same inputs (checked by their SHA-256), and each stored run kept only where the
+    case still asks for the call it made; a run of another call becomes an ERROR that says
+    so. Stored cases that ``cases`` no longer has are left out."""
+    today, kept = _today(list(src.cases), cases, quiet)
+    for name in [name for name in src.cases if name not in today]:
+        del src.cases[name]
+    for name in kept:
+        _rejudged(src.cases[name], today[name])
+
+
+def _rejudged(sc: store.StoredCase, c: Case) -> None:
+    """Today's case ``c`` in place of the stored copy in ``sc`` (see rejudge)."""
+    from parity import inputs, protocol
+    from parity.ops.base import NoExactMapping
+
+    arrays = {k: spec.materialize() for k, spec in c.inputs.items()}
+    if c.grad:
+        arrays[protocol.UPSTREAM] = c.upstream()
+    changed = sc.digest is not None and inputs.digest(arrays) != sc.digest
+    sc.case = c
+    for i, r in enumerate(sc.results):
+        r.case = c
+        why = "the case's inputs changed since this store was made" if changed else None
+        if why is None:
+            try:
+                native, forms = runner._native_and_forms(c, r.framework, c.spelling.get(r.framework))
+            except NoExactMapping as exc:
+                native, forms = None, {}
+                if r.native is not None:
+                    why = f"the case now has no exact {r.framework} call ({exc})"
+            if why is None and native != r.native:
+                why = f"the case now asks {r.framework} for {native}, the stored run made {r.native}"
+            if why is None and r.native is not None:
+                spelling = r.spelling or next(iter(forms))
+                r.form = forms.get(spelling) or c.op.form_from_native(r.framework, r.native, c.shapes, spelling,
+                                                                      c.dtype)
+        if why is not None:
+            r.status, r.outputs = runner.ERROR, {}
+            if i < len(sc.output_paths):
+                sc.output_paths[i] = {}  # not read later either (StoredCase.read)
+            r.message = f"stored run not judged: {why}; run the case again"

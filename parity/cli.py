@@ -12,6 +12,7 @@ import math
 import shlex
 import signal
 import sys
+import time
 from pathlib import Path
 
 from parity import __version__, frameworks, ops
@@ -429,24 +430,36 @@ def _run_suite(args, cases, pool, log_dir, python, env) -> int:
 
 
 def cmd_report(args) -> int:
-    from parity import api, fsutil, report, store
-    from parity.report import terminal
+    from parity import api, fsutil, store
+    from parity.report import Tally, background, terminal
 
     if args.baseline:
         store.baseline_path(args.baselines, args.baseline)
     lock = _report_lock(args.report_dir)
+    reports = stored = None
     try:
-        # the store is read and checked whole; each case's arrays are read when it is judged
+        # the store's manifest is read and checked first; then each case is built from it again,
+        # its arrays read and judged, and handed to the report files' writer (a second process,
+        # as in `parity run`), so that a store of any size is judged in the memory of its largest case
         stored = api.Stored(args.results, args.cases_dir, baseline=args.baseline, baselines=args.baselines,
                             baseline_partial=args.baseline_partial, lazy=True)
         table = terminal.Table(args.verbose)
-        rep, written = report.write_set(args.report_dir, lambda: stored.judged(keep_arrays=False),
-                                        lambda tally, seconds: stored.report([], seconds, tally),
-                                        size=2 * stored.size(), on_case=table.add)
+        reports = background.writer(args.report_dir)
+        tally, t0 = Tally(), time.perf_counter()
+        for c in stored.judged(keep_arrays=False):
+            table.add(c)
+            reports.add(c)
+            tally.add(c)
+        rep = stored.report([], time.perf_counter() - t0, tally)
         with fsutil.deferred_signals(restore=False) as held:
             say(table.render(rep), end="")
+            written, reports = reports.close(rep), None
             say("reports: " + ", ".join(str(p) for p in written))
     finally:
+        if reports is not None:  # it failed: the previous report files stay as they were
+            reports.abandon()
+        if stored is not None:
+            stored.close()
         lock.release()
     return 130 if held else rep.exit_code
 

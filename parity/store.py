@@ -60,18 +60,20 @@ import contextlib
 import dataclasses
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import re
 import shutil
 import tempfile
+from array import array as _ints
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from jsonschema import Draft202012Validator
 
-from parity import fastschema, fsutil, npyio, sides
+from parity import fastschema, fsutil, jsonstream, npyio, sides
 from parity import host as hosts_
 from parity.cases import Case, expand_dtypes, load_case
 from parity.errors import CaseError, CaseErrors, InputError
@@ -760,15 +762,39 @@ def load(root: Path, load_outputs: bool = True, lazy: bool = False) -> Store:
 
 def _load(root: Path, load_outputs: bool, lazy: bool, packs: npyio.Packs) -> Store:
     manifest = _manifest(root)
-    mpath = root / "manifest.json"
+    ctx = _Reading(root, manifest, packs)
     cases: dict[str, StoredCase] = {}
-    confined = fsutil.Confined(root)
-    sizes: dict = {}  # of the packs met
-    default_host = hosts_.normalize(manifest.get("host"))
-    known_hosts = {str(k): hosts_.normalize(v) for k, v in (manifest.get("hosts") or {}).items()}
-    workers = manifest.get("workers") or {}
     for i, entry in enumerate(manifest["cases"]):
-        where = f"{mpath}: cases[{i}]"
+        sc = ctx.case(entry, i, lazy)
+        if sc.case.name in cases:
+            raise InputError(f"{ctx.mpath}: cases[{i}]: case {sc.case.name!r} is listed twice")
+        cases[sc.case.name] = sc
+    for i, entry in enumerate(manifest["runs"]):
+        sc = cases.get(entry["case"])
+        if sc is None:
+            raise InputError(f"{ctx.mpath}: runs[{i}]: run of unknown case {entry['case'][:200]!r}")
+        ctx.run(sc, entry, i, load_outputs and not lazy)
+    return Store(root, manifest, cases)
+
+
+class _Reading:
+    """What reading a store's cases and runs needs beside their manifest entries: the store,
+    its packs (opened once), its hosts and workers tables."""
+
+    def __init__(self, root: Path, head: dict, packs: npyio.Packs):
+        self.root, self.packs = root, packs
+        self.mpath = root / "manifest.json"
+        self.confined = fsutil.Confined(root)
+        self.sizes: dict = {}  # of the packs met
+        self.default_host = hosts_.normalize(head.get("host"))
+        self.known_hosts = {str(k): hosts_.normalize(v) for k, v in (head.get("hosts") or {}).items()}
+        self.workers = head.get("workers") or {}
+
+    def case(self, entry: dict, i: int, lazy: bool) -> StoredCase:
+        """The stored case of manifest entry ``cases[i]`` (its copy loaded, its inputs checked;
+        read too unless ``lazy``), without its runs."""
+        where = f"{self.mpath}: cases[{i}]"
+        root, confined, sizes, packs = self.root, self.confined, self.sizes, self.packs
         try:
             case, copy = _case_copy(root, confined, entry, where, sizes, packs)
         except (CaseError, CaseErrors) as exc:
@@ -781,34 +807,33 @@ def _load(root: Path, load_outputs: bool, lazy: bool, packs: npyio.Packs) -> Sto
             case = sweep[m.group(1)]
         if case.name != entry["name"]:  # a default name came from the original path
             case = dataclasses.replace(case, name=entry["name"])
-        if case.name in cases:
-            raise InputError(f"{where}: case {case.name!r} is listed twice")
         input_paths = {k: _located(confined, p, f"{where}.inputs.{k}", sizes) for k, p in entry["inputs"].items()}
         if lazy:
             for p in input_paths.values():
                 _check_npy(p, packs)
         inputs = {} if lazy else {k: _load_npy(p, packs) for k, p in input_paths.items()}
-        cases[case.name] = StoredCase(case, inputs, entry.get("inputs_sha256"), root=root, entry=entry,
-                                      input_paths=input_paths, copy=copy)
-    for i, entry in enumerate(manifest["runs"]):
-        where = f"{mpath}: runs[{i}]"
-        sc = cases.get(entry["case"])
-        if sc is None:
-            raise InputError(f"{where}: run of unknown case {entry['case'][:200]!r}")
+        return StoredCase(case, inputs, entry.get("inputs_sha256"), root=root, entry=entry,
+                          input_paths=input_paths, copy=copy)
+
+    def run(self, sc: StoredCase, entry: dict, i: int, load_outputs: bool) -> None:
+        """Manifest entry ``runs[i]``, a run of ``sc``, added to it (its outputs read, with
+        ``load_outputs``, else checked)."""
+        where = f"{self.mpath}: runs[{i}]"
+        packs = self.packs
         fw = entry["framework"]
         if fw not in sc.case.op.spellings:
             raise InputError(f"{where}: framework {fw!r} has no {sc.case.op.name} here (known: "
                              f"{', '.join(sc.case.op.spellings)})")
-        paths = {k: _located(confined, p, f"{where}.outputs.{k}", sizes) for k, p in entry["outputs"].items()}
-        outputs = {k: _load_npy(p, packs) for k, p in paths.items()} if load_outputs and not lazy else {}
+        paths = {k: _located(self.confined, p, f"{where}.outputs.{k}", self.sizes) for k, p in entry["outputs"].items()}
+        outputs = {k: _load_npy(p, packs) for k, p in paths.items()} if load_outputs else {}
         if not outputs:  # still refuse what could not be read later (merge and baselines copy them)
             for p in paths.values():
                 _check_npy(p, packs)
         worker = entry.get("worker")
         if isinstance(worker, str):  # an id of the workers table (schema 3)
-            if worker not in workers:
+            if worker not in self.workers:
                 raise InputError(f"{where}.worker: {worker[:80]!r} is not in the manifest's workers")
-            worker = workers[worker]
+            worker = self.workers[worker]
         native = entry.get("native")
         if native is not None and not _native_ok(sc.case.op, fw, native):
             problem = next(iter(_native_validator(sc.case.op, fw).iter_errors(native)), None)
@@ -820,8 +845,8 @@ def _load(root: Path, load_outputs: bool, lazy: bool, packs: npyio.Packs) -> Sto
                    attempts=entry.get("attempts") or [], version=entry.get("version"), seconds=entry.get("seconds"),
                    worker=worker, inputs_sha256=entry.get("inputs_sha256"), variant=entry.get("variant"),
                    python=entry.get("python"), grad=entry.get("grad"), env=dict(entry.get("env") or {}),
-                   host=known_hosts.get(entry.get("host")) or default_host, traceback=entry.get("traceback") or "",
-                   log=entry.get("log") or "")
+                   host=self.known_hosts.get(entry.get("host")) or self.default_host,
+                   traceback=entry.get("traceback") or "", log=entry.get("log") or "")
         if r.native is not None:
             names = [r.spelling] if r.spelling else [s.name for s in sc.case.op.spellings[fw]][:1]
             try:
@@ -831,7 +856,164 @@ def _load(root: Path, load_outputs: bool, lazy: bool, packs: npyio.Packs) -> Sto
                                  f"can read ({type(exc).__name__}: {exc})") from None
         sc.results.append(r)
         sc.output_paths.append(paths)
-    return Store(root, manifest, cases)
+
+
+_CASE_ITEM = MANIFEST_SCHEMA["properties"]["cases"]["items"]
+_RUN_ITEM = MANIFEST_SCHEMA["properties"]["runs"]["items"]
+_ITEM_VALIDATORS = {"cases": Draft202012Validator(_CASE_ITEM), "runs": Draft202012Validator(_RUN_ITEM)}
+#: problems a manifest's check lists before it says "and N more"
+_PROBLEMS_SHOWN = 20
+
+
+class Streamed:
+    """A results store read a case at a time (``stream``): its manifest read once, in pieces,
+    and checked as ``load`` checks it, keeping of each case entry and run entry only where it
+    is in the file; each StoredCase is built again from them when it is asked for (``get``,
+    ``iter``), with its runs, and is the caller's to drop. What it holds is a few numbers
+    per case and per run, and the case names; ``manifest`` is the manifest without its
+    ``cases`` and ``runs``. Each case's problems (a case copy that does not load, an array
+    that is not a .npy record) are found when it is built, and raised then (an InputError)."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.mpath = self.root / "manifest.json"
+        if not self.mpath.is_file():
+            raise InputError(f"{self.root}: not a parity results directory (no manifest.json)")
+        self._f = open(self.mpath, "rb")  # noqa: SIM115 - held for get(): read with pread, so a fork may share it
+        try:
+            if os.fstat(self._f.fileno()).st_size > 1 << 30:
+                raise InputError(f"{self.mpath}: larger than 1 GiB")
+            head = self._f.read(64).lstrip()
+            self._f.seek(0)
+            if not head.startswith(b"{"):
+                _manifest(self.root)  # not an object: said as load says it
+            self._names: dict[str, int] = {}
+            self._cases = _ints("q")  # start, end, CRC-32 of each case entry
+            self._runs = _ints("q")  # case index, start, end, CRC-32 of each run entry, in the file's order
+            self._orphans: dict[int, str] = {}  # runs listed before their case: run index -> case name
+            self._problems: list[tuple[list, str]] = []
+            self._more = 0  # problems past _PROBLEMS_SHOWN
+            try:
+                self.manifest, self._arrays = jsonstream.read_object(
+                    self._f, {"cases": self._case_entry, "runs": self._run_entry})
+            except jsonstream.Unreadable as exc:
+                raise InputError(f"{self.mpath}: unreadable: {exc}") from None
+            self._check()
+        except BaseException:
+            self._f.close()
+            raise
+        self._group()
+
+    # --- the first read -----------------------------------------------------------------
+    def _problem(self, what: str, i: int, value) -> bool:
+        """Whether manifest entry ``what[i]`` is as the schema says (else its problems are kept)."""
+        if fastschema.valid(_CASE_ITEM if what == "cases" else _RUN_ITEM, value) is True:
+            return False
+        errors = list(_ITEM_VALIDATORS[what].iter_errors(value))
+        for e in errors:
+            if len(self._problems) < _PROBLEMS_SHOWN:
+                path = [what, i, *e.absolute_path]
+                self._problems.append((path, f"{self.mpath}: {_where(path)}: {_what(e)}"))
+            else:
+                self._more += 1
+        return bool(errors)
+
+    def _case_entry(self, i: int, entry, start: int, end: int, crc: int) -> None:
+        self._cases.extend((start, end, crc))
+        if self._problem("cases", i, entry):
+            return
+        if entry["name"] in self._names:
+            raise InputError(f"{self.mpath}: cases[{i}]: case {entry['name'][:200]!r} is listed twice")
+        self._names[entry["name"]] = i
+
+    def _run_entry(self, i: int, entry, start: int, end: int, crc: int) -> None:
+        at = -1
+        if not self._problem("runs", i, entry):
+            at = self._names.get(entry["case"], -1)
+            if at < 0:
+                self._orphans[i] = entry["case"]
+        self._runs.extend((at, start, end, crc))
+
+    def _check(self) -> None:
+        head = self.manifest
+        if head.get("schema") not in SCHEMAS and "schema" in head:
+            raise InputError(f"{self.mpath}: schema {str(head.get('schema'))[:80]!r}, expected one of "
+                             f"{', '.join(map(repr, SCHEMAS))} (a store written by a newer parity?)")
+        whole = {**head, **{k: [] for k in self._arrays}}  # the entries are checked already
+        problems = list(self._problems)
+        if fastschema.valid(MANIFEST_SCHEMA, whole) is not True:
+            problems += [(list(e.absolute_path), f"{self.mpath}: {_where(e.absolute_path)}: {_what(e)}")
+                         for e in _MANIFEST_VALIDATOR.iter_errors(whole)]
+        if problems:
+            problems.sort(key=lambda p: list(map(str, p[0])))
+            lines = [line for _, line in problems[:_PROBLEMS_SHOWN]]
+            more = len(problems) - len(lines) + self._more
+            if more:
+                lines.append(f"{self.mpath}: ... and {more} more problems")
+            raise InputError("\n".join(lines))
+        for i, name in self._orphans.items():
+            at = self._names.get(name)
+            if at is None:
+                raise InputError(f"{self.mpath}: runs[{i}]: run of unknown case {name[:200]!r}")
+            self._runs[4 * i] = at
+        self._orphans = {}
+
+    def _group(self) -> None:
+        """Each case's runs, in the file's order: ``_order`` lists run indices by case, case
+        ``i``'s from ``_first[i]`` to ``_first[i + 1]``."""
+        self._reading: _Reading | None = None
+        runs = self._runs
+        n = len(runs) // 4
+        self._order = _ints("q", sorted(range(n), key=lambda j: runs[4 * j]))
+        counts = [0] * (len(self._cases) // 3 + 1)
+        for j in range(n):
+            counts[runs[4 * j] + 1] += 1
+        self._first = _ints("q", itertools.accumulate(counts))
+
+    # --- cases, one at a time -----------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        """The case names, in the manifest's order."""
+        return list(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name) -> bool:
+        return name in self._names
+
+    def runs(self) -> int:
+        """How many runs the store has."""
+        return len(self._runs) // 4
+
+    def _entry(self, table, at: int, what: str, i: int) -> dict:
+        """Entry ``what[i]`` (checked when the manifest was read: the same bytes, or an error)."""
+        try:
+            return jsonstream.element(self._f, table[at], table[at + 1], table[at + 2])
+        except (OSError, jsonstream.Unreadable) as exc:
+            raise InputError(f"{self.mpath}: {what}[{i}]: {exc}; the store changed while it was read") from None
+
+    def get(self, name: str, packs: npyio.Packs, lazy: bool = True, load_outputs: bool = False) -> StoredCase:
+        """Case ``name`` with its runs, read again from the manifest (its arrays checked, and read
+        unless ``lazy``)."""
+        i = self._names[name]
+        if self._reading is None:
+            self._reading = _Reading(self.root, self.manifest, packs)
+        ctx = self._reading
+        ctx.packs = packs
+        sc = ctx.case(self._entry(self._cases, 3 * i, "cases", i), i, lazy)
+        for k in range(self._first[i], self._first[i + 1]):
+            j = self._order[k]
+            ctx.run(sc, self._entry(self._runs, 4 * j + 1, "runs", j), j, load_outputs and not lazy)
+        return sc
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def stream(root: Path) -> Streamed:
+    """A store to read a case at a time (see Streamed): what ``parity report`` reads."""
+    return Streamed(Path(root))
 
 
 def run_key(r: Result) -> tuple:

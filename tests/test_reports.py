@@ -147,9 +147,11 @@ def test_a_format_that_fails_in_the_forked_writer_fails_the_set(run, tmp_path, m
 
 
 def test_a_store_judged_in_two_processes_or_one_writes_the_same_files(run, tmp_path):
-    """parity report judges the store in each process that writes (write_set's cases() is
-    called in the forked writer too), one case's arrays at a time: the same files either way,
-    but for the time each process measured; and the verdicts of the Report that kept them."""
+    """A store read a case at a time (api.Stored(lazy=True): parity.store.Streamed) and judged
+    in each process that writes (write_set's cases() is called in the forked writer too,
+    which shares the manifest's file), or in one: the same files, but for the time each
+    process measured; the same as `parity report` writes (the parent judges, a forked writer
+    writes every file); and the verdicts of the Report that kept them."""
     import re
 
     import parity
@@ -158,16 +160,24 @@ def test_a_store_judged_in_two_processes_or_one_writes_the_same_files(run, tmp_p
     results = run.report_dir / "results"
     kept = parity.load(results)
     out = {}
+
+    def texts(files):
+        return {p.name: re.sub(r'(time="|"seconds":|, |&middot; )[0-9.e-]+( s)?', "T", p.read_text()) for p in files}
+
     for parallel in (False, True):
         stored = api.Stored(results, lazy=True)
-        assert not any(sc.inputs for sc in stored.src.cases.values())  # read when judged
+        # the store's entries are not held: only where each one is in the manifest
+        assert stored.streamed and len(stored.src) == len(kept.cases)
+        assert "cases" not in stored.src.manifest and "runs" not in stored.src.manifest
         rep, files = report.write_set(tmp_path / str(parallel), lambda: stored.judged(keep_arrays=False),
                                       lambda tally, seconds: stored.report([], seconds, tally),
                                       size=2 * stored.size(), parallel=parallel)
         assert rep.cases == [] and rep.counts() == kept.counts() and rep.exit_code == kept.exit_code
-        out[parallel] = {p.name: re.sub(r'(time="|"seconds":|, |&middot; )[0-9.e-]+( s)?', "T", p.read_text())
-                         for p in files}
+        out[parallel] = texts(files)
     assert out[False] == out[True]
+    r = run_cli("report", results, report_dir=tmp_path / "cli")
+    assert r.code == kept.exit_code, r.stderr
+    assert texts(sorted((tmp_path / "cli").glob("parity.*"))) == out[True]
     rows = json.loads((tmp_path / "True" / "parity.json").read_text())["comparisons"]
     assert [r["verdict"] for r in rows] == [r.verdict for r in kept.rows]
 

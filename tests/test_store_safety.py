@@ -241,6 +241,86 @@ def test_damaged_store_is_one_clear_error(good, tmp_path, kind):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+def test_a_damage_in_the_last_case_stops_the_report_and_keeps_the_previous_one(good, tmp_path):
+    """parity report reads a store a case at a time (parity.store.Streamed): a problem that
+    only building a later case finds (an output record that is not a .npy, in the last run
+    of the last case) is one clear error, exit 2, found after the first case was judged and
+    handed to the report writer; the report files of the last good report stay as they were,
+    and nothing staged is left."""
+    store = tmp_path / "store"
+    shutil.copytree(good, store)
+    reports = tmp_path / "reports"
+    assert run_cli("report", store, report_dir=reports).code == 0
+    before = {p.name: p.read_bytes() for p in reports.iterdir()}
+    m = manifest(store)
+    last = len(m["runs"]) - 1
+    assert m["runs"][last]["case"] == m["cases"][-1]["name"] != m["cases"][0]["name"]
+    out = next(iter(m["runs"][last]["outputs"]))
+    m["runs"][last]["outputs"][out] = {"file": "cases.yamls", "offset": 0, "size": 16}
+    (store / "manifest.json").write_text(json.dumps(m))
+    r = run_cli("report", store, report_dir=reports)
+    assert r.code == 2, r.stdout + r.stderr
+    assert "not a .npy file" in r.stderr and "Traceback" not in r.stderr
+    assert {p.name: p.read_bytes() for p in reports.iterdir()} == before
+
+
+def test_a_manifest_changed_in_place_while_it_is_read_is_refused(good, tmp_path):
+    """The entries of a streamed store are read again when each case is built: bytes changed
+    since the manifest was checked are an InputError that says so, never what they say now."""
+    from parity import npyio
+    from parity import store as store_
+    from parity.errors import InputError
+
+    store = tmp_path / "store"
+    shutil.copytree(good, store)
+    st = store_.stream(store)
+    names = st.names
+    text = (store / "manifest.json").read_bytes()
+    at = text.rindex(b'"seconds":') + len(b'"seconds":')
+    with open(store / "manifest.json", "r+b") as f:  # the same file, edited in place
+        f.seek(at)
+        f.write(b"9" if text[at:at + 1] != b"9" else b"8")
+    with npyio.Packs() as packs:
+        assert st.get(names[0], packs).case.name == names[0]
+        with pytest.raises(InputError, match=r"runs\[\d+\]: bytes \d+\.\.\d+ changed since they were read; "
+                                             r"the store changed while it was read"):
+            st.get(names[-1], packs)
+    st.close()
+
+
+def test_a_streamed_store_builds_what_load_reads(good, tmp_path):
+    """Each case of a store read a case at a time is the one load() reads whole: the case,
+    its arrays' places, every run. Stores of schema 1 (two hosts' default suites), one this
+    parity writes, and that one with its runs listed first and in reverse order (a manifest
+    is untrusted: nothing in it is read in the order parity writes)."""
+    import dataclasses
+
+    from parity import npyio
+    from parity import store as store_
+
+    def fields(r):
+        return {f.name: getattr(r, f.name) for f in dataclasses.fields(r)}
+
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(good, shuffled)
+    m = manifest(shuffled)
+    runs = m.pop("runs")[::-1]
+    (shuffled / "manifest.json").write_text(json.dumps({"runs": runs, **m}, indent=1))
+    for root in (OLD, ROOT / "tests" / "data" / "hosts" / "intel-xeon-avx512" / "results", good, shuffled):
+        whole = store_.load(root, lazy=True)
+        st = store_.stream(root)
+        assert st.names == list(whole.cases) and st.runs() == sum(len(sc.results) for sc in whole.cases.values())
+        assert st.manifest == {k: v for k, v in whole.manifest.items() if k not in ("cases", "runs")}
+        with npyio.Packs() as packs:
+            for name, a in whole.cases.items():
+                b = st.get(name, packs)
+                assert (a.case, a.entry, a.input_paths, a.copy, a.digest) == (b.case, b.entry, b.input_paths, b.copy,
+                                                                              b.digest)
+                assert [fields(r) for r in a.results] == [fields(r) for r in b.results]
+                assert a.output_paths == b.output_paths
+        st.close()
+
+
 def test_a_symlink_in_a_store_never_makes_merge_write_outside(tmp_path):
     """runs/<case>/<side> of a schema-1 store as a symlink to a directory outside: reading
     through it is refused, and merge writes only under --out."""

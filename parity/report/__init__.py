@@ -497,8 +497,9 @@ def dumps(doc) -> str:
 FORMATS = ("csv", "html", "json", "junit", "md")
 
 
-#: the formats a second process writes for a large report (parallel=None). Each process
-#: judges the cases itself (0.9 s for 2,000 small stored cases), and the parent has read the
+#: the formats a second process writes for a large report of write_set (parallel=None; `parity
+#: report` hands its cases to a forked writer instead, as `parity run` does: parity.report.background).
+#: Each process judges the cases itself (0.9 s for 2,000 small stored cases), and the parent has read the
 #: store before it forks, so the halves are of about the same time: the parent writes the
 #: HTML (0.8 s there), the JUnit (0.35 s) and the Markdown (whose text goes to
 #: $GITHUB_STEP_SUMMARY), and the terminal's table; the child the JSON (0.6 s) and CSV (0.4 s),
