@@ -239,3 +239,31 @@ def test_case_copies_inside_a_results_store_are_not_collected(tmp_path):
     # a file named explicitly is still taken
     copy = next((amd / "cases").glob("*/case.yaml"))
     assert run_cli("validate", copy).code == 0
+
+
+def test_report_against_a_baseline_reads_both_stores_a_case_at_a_time(stored, tmp_path):
+    """`parity report STORE --baseline NAME` streams the baseline too (each baseline case
+    built when its case is judged): the same verdicts as parity.load, which reads both whole;
+    a baseline without some case is an ERROR for that case's runs, unless --baseline-partial."""
+    import parity
+
+    bl = tmp_path / "baselines"
+    assert run_cli("baseline", "save", "v1", "--results", stored.results, "--baselines", bl).code == 0
+    r = run_cli("report", stored.results, "--baseline", "v1", "--baselines", bl, report_dir=tmp_path / "r")
+    rows = [x for x in r.json["comparisons"] if x["kind"] == "baseline"]
+    assert rows and all(x["verdict"] == "PASS" for x in rows), r.stdout
+    whole = parity.load(stored.results, baseline="v1", baselines=bl)
+    table = whole.to_pandas()
+    assert sorted((x["case"], x["comparison"], x["output"], x["verdict"]) for x in r.json["comparisons"]) == \
+        sorted(zip(table["case"], table["comparison"], table["output"], table["verdict"]))
+    # a baseline of one case only
+    one = tmp_path / "one"
+    assert run_cli("run", LRN / "even-size.yaml", "--results", one, "--no-report").code == 0
+    assert run_cli("baseline", "save", "v0", "--results", one, "--baselines", bl).code == 0
+    r = run_cli("report", stored.results, "--baseline", "v0", "--baselines", bl, report_dir=tmp_path / "r0")
+    missing = [x for x in r.json["comparisons"] if x["kind"] == "baseline" and x["verdict"] == "ERROR"]
+    assert r.code != 0 and missing and {x["case"] for x in missing} == {"lrn/alexnet-96-channels",
+                                                                       "lrn/mindspore-doc-example"}
+    r = run_cli("report", stored.results, "--baseline", "v0", "--baselines", bl, "--baseline-partial",
+                report_dir=tmp_path / "rp")
+    assert not [x for x in r.json["comparisons"] if x["kind"] == "baseline" and x["verdict"] == "ERROR"]
