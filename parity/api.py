@@ -226,8 +226,10 @@ def load(results, cases=None, *, baseline: str | None = None, baselines: Path = 
     stored run. A stored run whose call the case no longer makes is an ERROR that says so;
     the cases on one side only are named on stderr (unless ``quiet``).
 
-    ``on_case`` and ``keep_cases`` as in ``run``: with ``keep_cases=False`` each case's arrays
-    are read from the store when it is judged and forgotten after (``parity report``)."""
+    ``on_case`` and ``keep_cases`` as in ``run``: with ``keep_cases=False`` one store (and the
+    baseline) is read a case at a time, each case built from the manifest, its arrays read when
+    it is judged and forgotten after (``parity report``); the Report's ``manifest`` is then the
+    store's manifest without its ``cases`` and ``runs``."""
     stored = Stored(results, cases, baseline=baseline, baselines=baselines, baseline_partial=baseline_partial,
                     quiet=quiet, lazy=not keep_cases)
     t0 = time.perf_counter()
