@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import math
 import os
+import pickle
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -1080,10 +1081,12 @@ def _walk(paths: list[Path], strict: bool):
         raise CaseErrors(errors)
 
 
-#: the cases a suite keeps from its check for the run, while their files hold this many bytes
-#: in all (a Case object takes about ten times its file's size); the run reads the others again
-#: as it reaches them (CaseRef.open), and lets each go once it is judged
-HOLD_BYTES = 1 << 19
+#: the cases a suite keeps from its check for the run, pickled, while they take this many bytes
+#: in all (a small LRN case about 650: 50,000 of them; a Case object takes about ten times its
+#: file's size, its pickle two to three times); the run reads the others again as it reaches
+#: them (CaseRef.open), and lets each go once it is judged. Unpickling a small case takes
+#: about 0.02 ms, reading and checking its file again 0.2-0.4 ms.
+HOLD_BYTES = 32 << 20
 
 
 class CaseChanged(InputError):
@@ -1113,13 +1116,13 @@ class CaseRef:
     devices: tuple[str, ...]
     blocked: bool
     elements: int
-    case: Case | None = None  # kept from the check (the first HOLD_BYTES of a suite) until released
+    held: bytes | None = None  # the case, pickled at the check (the first HOLD_BYTES of a suite), until released
 
     def open(self) -> Case:
-        """The case, read again from its file if it was let go; CaseChanged if the file's bytes
-        are not those that were checked."""
-        if self.case is not None:
-            return self.case
+        """The case as it was checked, if it was kept; else read again from its file
+        (CaseChanged if the file's bytes are not those that were checked)."""
+        if self.held is not None:
+            return pickle.loads(self.held)  # made by this process from the case it checked
         try:
             raw = yamlio.read(Path(self.file))
         except CaseError as exc:
@@ -1130,14 +1133,14 @@ class CaseRef:
         return expand_dtypes(load_case(Path(self.file), self.root, False, raw, checked=True))[self.index]
 
     def release(self) -> None:
-        self.case = None
+        self.held = None
 
 
 def load_suite(paths: list[Path], strict: bool = True, hold_bytes: int | None = None,
                on_first=None) -> list[CaseRef]:
     """Every case under ``paths``, checked as load_tree checks them (every problem raised
     together), as a CaseRef each: a suite of any length held in a few hundred bytes a case
-    (and the first ``hold_bytes`` of case files, HOLD_BYTES by default, as Case objects).
+    (and the first ``hold_bytes`` of pickled cases, HOLD_BYTES by default, as they were checked).
     ``on_first(ref)`` sees the first case that checks, as soon as it does (parity run starts
     that case's workers while the rest are checked)."""
     hold_bytes = HOLD_BYTES if hold_bytes is None else hold_bytes
@@ -1147,12 +1150,22 @@ def load_suite(paths: list[Path], strict: bool = True, hold_bytes: int | None = 
     for case, file, root, index, raw in _walk(paths, strict):
         if index == 0:
             sha = _file_digest(raw)
-        keep = held + len(raw) <= hold_bytes
-        held += len(raw) if keep else 0
+        held_case = None
+        if held < hold_bytes:
+            try:
+                held_case = pickle.dumps(case, protocol=pickle.HIGHEST_PROTOCOL)
+            except (pickle.PicklingError, TypeError, AttributeError):  # read again when the run reaches it
+                held_case = b""
+            if held_case and held + len(held_case) <= hold_bytes:
+                held += len(held_case)
+            elif held_case:
+                held, held_case = hold_bytes, None  # full: the rest are read again
+            else:
+                held_case = None
         out.append(CaseRef(case.name, str(file), shared.setdefault(root, root), index, sha, case.op.name,
                            shared.setdefault(case.frameworks, case.frameworks),
                            shared.setdefault(case.devices, case.devices), bool(case.blocked), case.elements,
-                           case if keep else None))
+                           held_case))
         if on_first is not None and len(out) == 1:
             on_first(out[0])
     return out

@@ -30,7 +30,7 @@ def test_a_suite_is_held_as_references_of_a_few_hundred_bytes_a_case(tmp_path):
     directory = _suite(tmp_path / "cases", 400)
     refs = cases_.load_suite([directory], hold_bytes=0)
     cases = cases_.load_tree([directory])
-    assert len(refs) == 400 and all(r.case is None for r in refs)
+    assert len(refs) == 400 and all(r.held is None for r in refs)
     # what the references hold: every object reachable from them, each counted once (the op's
     # name, the root and the framework and device tuples are one object for all of them)
     seen, held = set(), 0
@@ -41,19 +41,24 @@ def test_a_suite_is_held_as_references_of_a_few_hundred_bytes_a_case(tmp_path):
                 held += sys.getsizeof(obj)
     assert held / 400 < 600, f"{held / 400:.0f} bytes a case"  # about 330 to 380
     assert [r.open() for r in refs] == cases  # read again, the same cases
-    kept = cases_.load_suite([directory])  # by default the first case files' worth is kept
-    assert kept[0].case == cases[0] and kept[0].open() is kept[0].case
+    kept = cases_.load_suite([directory])  # by default the first HOLD_BYTES of pickled cases are kept
+    assert all(r.held for r in kept) and [r.open() for r in kept] == cases  # the cases as checked
+    assert kept[0].open().op is cases[0].op  # the registry's op, not a copy
     kept[0].release()
-    assert kept[0].case is None and kept[0].open() == cases[0]
+    assert kept[0].held is None and kept[0].open() == cases[0]  # read again
+    some = cases_.load_suite([directory], hold_bytes=20_000)  # kept while they fit, then read again
+    n = sum(r.held is not None for r in some)
+    assert 0 < n < 400 and all(r.held is not None for r in some[:n]) and sum(len(r.held) for r in some[:n]) <= 20_000
+    assert [r.open() for r in some] == cases
 
 
 def test_a_suite_of_references_runs_as_its_cases_and_lets_each_go(tmp_path):
     directory = _suite(tmp_path / "cases", 6)
     refs = parity.load_suite(directory)
-    assert all(r.case is not None for r in refs)  # small files: kept from the check
+    assert all(r.held is not None for r in refs)  # small suites: kept from the check
     by_ref = parity.run(refs, frameworks=["torch", "tensorflow"])
     by_case = parity.run(parity.load_cases(directory), frameworks=["torch", "tensorflow"])
-    assert all(r.case is None for r in refs)  # each let go once judged
+    assert all(r.held is None for r in refs)  # each let go once judged
     columns = ["case", "comparison", "output", "verdict", "max_abs", "max_ulp"]
     pd.testing.assert_frame_equal(by_ref.to_pandas()[columns], by_case.to_pandas()[columns])
     assert by_ref.counts() == by_case.counts() and by_ref.exit_code == 0
@@ -97,7 +102,7 @@ def test_a_reference_opens_its_checked_bytes_without_checking_them_again(tmp_pat
         inputs: {x: {shape: [1, 4, 2, 2], dtype: float32}}
     """)
     (ref,) = cases.load_suite([tmp_path], hold_bytes=0)
-    assert ref.case is None
+    assert ref.held is None
     checked = []
     real = fastschema.valid
     monkeypatch.setattr(fastschema, "valid", lambda *a, **k: checked.append(1) or real(*a, **k))

@@ -233,8 +233,21 @@ def _show(_form, value) -> str:
     return str(value)
 
 
+def _registered(cls, name: str) -> "Op":
+    """The registry's op of that name and class (a pickled op, unpickled), else a new one."""
+    from parity import ops
+
+    op = ops.registry().get(name)
+    return op if type(op) is cls else cls()
+
+
 class Op:
     """Base class of an operator family. See the module docstring."""
+
+    def __reduce__(self):
+        # pickled by name (a held case, a case handed to the report writer): unpickled as the
+        # registry's own object, with its identity, not a copy
+        return (_registered, (type(self), self.name))
 
     name: ClassVar[str]
     summary: ClassVar[str]
