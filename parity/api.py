@@ -249,8 +249,8 @@ def load(results, cases=None, *, baseline: str | None = None, baselines: Path = 
 
 
 class Stored:
-    """Stored results opened for judging (what ``load`` does in two steps, for a front end
-    that judges them in more than one process: ``parity report``): the store(s) read and
+    """Stored results opened for judging (what ``load`` does, in steps, for a front end that
+    hands the judged cases on itself: ``parity report``, write_set): the store(s) read and
     checked, today's cases put in (``cases``), the baseline read. ``judged()`` gives each
     case's CaseReport in turn; ``report()`` the Report around them.
 

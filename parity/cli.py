@@ -453,7 +453,11 @@ def cmd_report(args) -> int:
         rep = stored.report([], time.perf_counter() - t0, tally)
         with fsutil.deferred_signals(restore=False) as held:
             say(table.render(rep), end="")
-            written, reports = reports.close(rep), None
+            try:
+                written, reports = reports.close(rep), None
+            except BaseException:  # a full disk: said by main (close left the previous files as they were)
+                reports = None
+                raise
             say("reports: " + ", ".join(str(p) for p in written))
     finally:
         if reports is not None:  # it failed: the previous report files stay as they were

@@ -210,6 +210,36 @@ def test_parity_run_whose_reports_cannot_be_written_says_so_and_keeps_its_result
     assert left == ["logs", "results"] or left == ["results"], left
 
 
+def test_parity_report_whose_files_cannot_be_written_says_so_and_keeps_the_previous_ones(tmp_path, monkeypatch,
+                                                                                         capsys):
+    """`parity report` hands its judged cases to the same forked writer as `parity run`: a full
+    disk there is one line, exit status 2, and the previous report files stay as they were,
+    with nothing staged left beside them."""
+    from parity.report import junit
+
+    case = write_case(tmp_path / "cases", "tiny", """
+        name: tiny
+        op: lrn
+        params: {size: 3}
+        inputs: {x: {shape: [1, 4, 2, 2], dtype: float32}}
+        frameworks: [torch]
+    """)
+    assert cli_in_process("run", case, "-q", "--results", tmp_path / "store", "--no-report") == 0
+    reports = tmp_path / "reports"
+    assert cli_in_process("report", tmp_path / "store", "--report-dir", reports) == 0
+    before = {p.name: p.read_bytes() for p in reports.iterdir()}
+    capsys.readouterr()
+
+    def full(self, c, tally):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(junit.Sink, "add", full)
+    code = cli_in_process("report", tmp_path / "store", "--report-dir", reports)
+    _, err = capsys.readouterr()
+    assert code == 2 and "No space left on device" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in reports.iterdir()} == before
+
+
 def test_the_background_writer_writes_the_files_the_parent_would(run, tmp_path):
     """parity run's report files come from a forked writer fed the judged cases through a pipe
     (parity.report.background): the same bytes as the in-process writer fed the same cases."""
