@@ -869,7 +869,7 @@ class Streamed:
     """A results store read a case at a time (``stream``): its manifest read once, in pieces,
     and checked as ``load`` checks it, keeping of each case entry and run entry only where it
     is in the file; each StoredCase is built again from them when it is asked for (``get``,
-    ``iter``), with its runs, and is the caller's to drop. What it holds is a few numbers
+    by name; ``names`` lists them in order), with its runs, and is the caller's to drop. What it holds is a few numbers
     per case and per run, and the case names; ``manifest`` is the manifest without its
     ``cases`` and ``runs``. Each case's problems (a case copy that does not load, an array
     that is not a .npy record) are found when it is built, and raised then (an InputError)."""
