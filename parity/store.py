@@ -722,18 +722,37 @@ def _manifest(root: Path) -> dict:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"{mpath}: unreadable: {exc}") from None
-    if isinstance(manifest, dict) and manifest.get("schema") not in SCHEMAS and "schema" in manifest:
-        raise InputError(f"{mpath}: schema {str(manifest.get('schema'))[:80]!r}, expected one of "
-                         f"{', '.join(map(repr, SCHEMAS))} (a store written by a newer parity?)")
+    if isinstance(manifest, dict):
+        _check_schema(mpath, manifest)
     if fastschema.valid(MANIFEST_SCHEMA, manifest) is True:  # a large store's manifest in a fraction of the time
         return manifest
     problems = sorted(_MANIFEST_VALIDATOR.iter_errors(manifest), key=lambda e: list(map(str, e.absolute_path)))
     if problems:
-        lines = [f"{mpath}: {_where(e.absolute_path)}: {_what(e)}" for e in problems[:20]]
-        if len(problems) > 20:
-            lines.append(f"{mpath}: ... and {len(problems) - 20} more problems")
-        raise InputError("\n".join(lines))
+        raise _problems(mpath, [_problem(mpath, e.absolute_path, e) for e in problems[:_PROBLEMS_SHOWN]],
+                        len(problems) - _PROBLEMS_SHOWN)
     return manifest
+
+
+#: problems a manifest's check lists before it says "and N more"
+_PROBLEMS_SHOWN = 20
+
+
+def _check_schema(mpath: Path, head: dict) -> None:
+    if head.get("schema") not in SCHEMAS and "schema" in head:
+        raise InputError(f"{mpath}: schema {str(head.get('schema'))[:80]!r}, expected one of "
+                         f"{', '.join(map(repr, SCHEMAS))} (a store written by a newer parity?)")
+
+
+def _problem(mpath: Path, path, error) -> str:
+    """The line that says one problem of a manifest: where, and what."""
+    return f"{mpath}: {_where(path)}: {_what(error)}"
+
+
+def _problems(mpath: Path, lines: list[str], more: int) -> InputError:
+    """The error of a manifest's problems: ``lines``, and a last one for ``more`` not shown."""
+    if more > 0:
+        lines = [*lines, f"{mpath}: ... and {more} more problems"]
+    return InputError("\n".join(lines))
 
 
 def _where(path) -> str:
@@ -861,10 +880,6 @@ class _Reading:
 _CASE_ITEM = MANIFEST_SCHEMA["properties"]["cases"]["items"]
 _RUN_ITEM = MANIFEST_SCHEMA["properties"]["runs"]["items"]
 _ITEM_VALIDATORS = {"cases": Draft202012Validator(_CASE_ITEM), "runs": Draft202012Validator(_RUN_ITEM)}
-#: problems a manifest's check lists before it says "and N more"
-_PROBLEMS_SHOWN = 20
-
-
 class Streamed:
     """A results store read a case at a time (``stream``): its manifest read once, in pieces,
     and checked as ``load`` checks it, keeping of each case entry and run entry only where it
@@ -913,7 +928,7 @@ class Streamed:
         for e in errors:
             if len(self._problems) < _PROBLEMS_SHOWN:
                 path = [what, i, *e.absolute_path]
-                self._problems.append((path, f"{self.mpath}: {_where(path)}: {_what(e)}"))
+                self._problems.append((path, _problem(self.mpath, path, e)))
             else:
                 self._more += 1
         return bool(errors)
@@ -936,21 +951,16 @@ class Streamed:
 
     def _check(self) -> None:
         head = self.manifest
-        if head.get("schema") not in SCHEMAS and "schema" in head:
-            raise InputError(f"{self.mpath}: schema {str(head.get('schema'))[:80]!r}, expected one of "
-                             f"{', '.join(map(repr, SCHEMAS))} (a store written by a newer parity?)")
+        _check_schema(self.mpath, head)
         whole = {**head, **{k: [] for k in self._arrays}}  # the entries are checked already
         problems = list(self._problems)
         if fastschema.valid(MANIFEST_SCHEMA, whole) is not True:
-            problems += [(list(e.absolute_path), f"{self.mpath}: {_where(e.absolute_path)}: {_what(e)}")
+            problems += [(list(e.absolute_path), _problem(self.mpath, e.absolute_path, e))
                          for e in _MANIFEST_VALIDATOR.iter_errors(whole)]
         if problems:
             problems.sort(key=lambda p: list(map(str, p[0])))
             lines = [line for _, line in problems[:_PROBLEMS_SHOWN]]
-            more = len(problems) - len(lines) + self._more
-            if more:
-                lines.append(f"{self.mpath}: ... and {more} more problems")
-            raise InputError("\n".join(lines))
+            raise _problems(self.mpath, lines, len(problems) - len(lines) + self._more)
         for i, name in self._orphans.items():
             at = self._names.get(name)
             if at is None:

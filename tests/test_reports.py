@@ -182,14 +182,9 @@ def test_a_store_judged_in_two_processes_or_one_writes_the_same_files(run, tmp_p
     assert [r["verdict"] for r in rows] == [r.verdict for r in kept.rows]
 
 
-def test_parity_run_whose_reports_cannot_be_written_says_so_and_keeps_its_results(tmp_path, monkeypatch, capsys):
-    """The CLI as a user meets a full disk in the report directory: one line that says it,
-    exit status 2, the results store whole (and named), no report file and no temporary
-    file left."""
-    import parity
-    from parity.report import junit
-
-    case = write_case(tmp_path / "cases", "tiny", """
+def _tiny_case(directory):
+    """A case file of one small torch LRN run."""
+    return write_case(directory, "tiny", """
         name: tiny
         op: lrn
         params: {size: 3}
@@ -197,10 +192,22 @@ def test_parity_run_whose_reports_cannot_be_written_says_so_and_keeps_its_result
         frameworks: [torch]
     """)
 
-    def full(self, c, tally):
-        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(junit.Sink, "add", full)
+def _full_disk(self, c, tally):
+    """A report sink's add on a full disk."""
+    raise OSError(28, "No space left on device")
+
+
+def test_parity_run_whose_reports_cannot_be_written_says_so_and_keeps_its_results(tmp_path, monkeypatch, capsys):
+    """The CLI as a user meets a full disk in the report directory: one line that says it,
+    exit status 2, the results store whole (and named), no report file and no temporary
+    file left."""
+    import parity
+    from parity.report import junit
+
+    case = _tiny_case(tmp_path / "cases")
+
+    monkeypatch.setattr(junit.Sink, "add", _full_disk)
     code = cli_in_process("run", case, "-q", "--report-dir", tmp_path / "reports")
     out, err = capsys.readouterr()
     assert code == 2 and "No space left on device" in err and "Traceback" not in err
@@ -217,23 +224,14 @@ def test_parity_report_whose_files_cannot_be_written_says_so_and_keeps_the_previ
     with nothing staged left beside them."""
     from parity.report import junit
 
-    case = write_case(tmp_path / "cases", "tiny", """
-        name: tiny
-        op: lrn
-        params: {size: 3}
-        inputs: {x: {shape: [1, 4, 2, 2], dtype: float32}}
-        frameworks: [torch]
-    """)
+    case = _tiny_case(tmp_path / "cases")
     assert cli_in_process("run", case, "-q", "--results", tmp_path / "store", "--no-report") == 0
     reports = tmp_path / "reports"
     assert cli_in_process("report", tmp_path / "store", "--report-dir", reports) == 0
     before = {p.name: p.read_bytes() for p in reports.iterdir()}
     capsys.readouterr()
 
-    def full(self, c, tally):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(junit.Sink, "add", full)
+    monkeypatch.setattr(junit.Sink, "add", _full_disk)
     code = cli_in_process("report", tmp_path / "store", "--report-dir", reports)
     _, err = capsys.readouterr()
     assert code == 2 and "No space left on device" in err and "Traceback" not in err
