@@ -833,13 +833,13 @@ def _input_spec(doc, path, name, raw, root: Path, errors, expected=False, defaul
                      file_as_written=None if ".." in written.parts else written)
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE = yamlio._SURROGATE
 
 
 def _surrogate_errors(doc: yamlio.Document, data) -> list[CaseError]:
     """Text with a lone surrogate (YAML's "\\ud800" makes one): not a character, and no UTF-8
     report or terminal can hold it, so it is refused wherever it is."""
-    if doc.checked:  # the same bytes passed this check before (CaseRef.open)
+    if doc.checked or doc.no_surrogates:  # passed before (CaseRef.open), or its text cannot hold one
         return []
     out, stack = [], [((), data)]
     while stack:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import typing
 from pathlib import Path
 
 import yaml
@@ -38,7 +39,25 @@ _SAFE = getattr(yaml, "CSafeLoader", None) if yaml.__with_libyaml__ else None
 
 
 class _Loader(_SAFE or yaml.SafeLoader):
-    pass
+    """The safe loader with its implicit tags remembered: a suite's files repeat their keys and
+    values (``dtype``, ``float32``, ``2.0``), and the resolver tries its regular expressions on
+    every scalar of every file. The tag depends only on (kind, value, implicit) while no path
+    resolver is added (none is)."""
+
+    _resolved: typing.ClassVar[dict] = {}
+
+    def resolve(self, kind, value, implicit):
+        if self.yaml_path_resolvers:
+            return super().resolve(kind, value, implicit)
+        key = (kind, value, implicit)
+        tag = self._resolved.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if value is None or len(value) <= 64:  # keys and short values; not every long string
+                if len(self._resolved) >= 16384:
+                    self._resolved.clear()
+                self._resolved[key] = tag
+        return tag
 
 
 class LongInt(int):
@@ -68,6 +87,9 @@ def _construct_int(loader, node):
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
+#: a lone surrogate: not a character (cases._surrogate_errors refuses it)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _INF_OR_NAN = re.compile(r"^[-+]?\.(?:inf|Inf|INF|nan|NaN|NAN)$")
 
@@ -95,6 +117,10 @@ class Document:
         #: these bytes passed the case schema already in this process (cases.CaseRef.open): the
         #: schema checks are not made again
         self.checked = False
+        #: the text it was read from has no escape sequence and no lone surrogate, so none of its
+        #: strings holds one (only a double-quoted "\\ud800" makes one): cases._surrogate_errors
+        #: need not look. False for a document built in code.
+        self.no_surrogates = False
 
     @classmethod
     def of(cls, data, where: Path) -> "Document":
@@ -164,8 +190,9 @@ def load(file: Path, text: str | None = None, raw: bytes | None = None) -> Docum
         overflow: dict = {}
         if node is not None:
             lines[()] = node.start_mark.line + 1
-            _walk(file, node, (), lines, key_lines, [0], overflow)
-            data = loader.construct_document(node)
+            count = [0, True]
+            _walk(file, node, (), lines, key_lines, count, overflow)
+            data = _construct(loader, node, {}) if count[1] else loader.construct_document(node)
         else:
             data = None
     except yaml.MarkedYAMLError as exc:
@@ -187,22 +214,31 @@ def load(file: Path, text: str | None = None, raw: bytes | None = None) -> Docum
     finally:
         if loader is not None:
             loader.dispose()
-    return Document(file, data, lines, key_lines, overflow)
+    doc = Document(file, data, lines, key_lines, overflow)
+    doc.no_surrogates = "\\" not in text and not _SURROGATE.search(text)
+    return doc
 
 
 def _walk(file, node, path, lines, key_lines, count, overflow):
+    """Fills ``lines`` and ``key_lines`` (path -> line), ``overflow``; counts the nodes in
+    ``count[0]`` and clears ``count[1]`` when the document is not plain (_construct)."""
     count[0] += 1
     if count[0] > MAX_NODES:
         raise CaseError(file, node.start_mark.line + 1, None,
                         f"document too large: more than {MAX_NODES} values after alias expansion")
+    if node.tag not in _PLAIN_TAGS:
+        count[1] = False
     if isinstance(node, yaml.MappingNode):
         seen: dict = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
                 raise CaseError(file, key_node.start_mark.line + 1, _fname(path),
                                 "mapping keys must be plain scalars")
+            if key_node.tag not in _PLAIN_TAGS:
+                count[1] = False
             key = key_node.value
             if key == "<<":  # merge key: the merged mapping's own lines are kept
+                count[1] = False
                 _walk(file, value_node, path, lines, key_lines, count, overflow)
                 continue
             if key in seen:
@@ -224,6 +260,37 @@ def _walk(file, node, path, lines, key_lines, count, overflow):
                 overflow[path] = node.value
         except ValueError:  # a YAML 1.1 sexagesimal float (190:20:30.15): never that large
             pass
+
+
+#: the tags of a plain document: maps, lists, strings, numbers, booleans and nulls (no merge
+#: key, timestamp, binary, set, ordered map or explicit other tag)
+_PLAIN_TAGS = frozenset("tag:yaml.org,2002:" + t for t in ("map", "seq", "str", "int", "float", "bool", "null"))
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def _construct(loader, node, memo: dict):
+    """The value of a plain document's ``node``: what ``loader.construct_document`` makes (each
+    scalar by the loader's own constructor for its tag, an aliased map or list one object), in
+    one recursive pass instead of PyYAML's generators (half a small case file's loading time).
+    _walk has checked the document first: its keys are scalars, none repeats, it is not
+    recursive and it has at most MAX_NODES values."""
+    cls = node.__class__
+    if cls is yaml.ScalarNode:
+        if node.tag == _STR_TAG:
+            return node.value
+        return loader.yaml_constructors[node.tag](loader, node)
+    out = memo.get(id(node))
+    if out is not None:
+        return out
+    if cls is yaml.MappingNode:
+        out = memo[id(node)] = {}
+        for key_node, value_node in node.value:
+            out[_construct(loader, key_node, memo)] = _construct(loader, value_node, memo)
+    else:
+        out = memo[id(node)] = []
+        for item in node.value:
+            out.append(_construct(loader, item, memo))
+    return out
 
 
 def _fname(path):

@@ -12,7 +12,7 @@ from conftest import write_case
 
 from parity import npyio, yamlio
 from parity.cases import load_case, name_problem
-from parity.errors import CaseErrors
+from parity.errors import CaseError, CaseErrors
 from parity.inputs import InputSpec, npy_header
 
 
@@ -116,3 +116,106 @@ def test_a_header_np_load_would_refuse_is_refused_when_the_case_loads(tmp_path):
         load_case(path)
     assert [str(e) for e in info.value.errors] == [
         f"{path}:3: inputs.x.file: not a readable .npy file: header of {len(text)} bytes (at most 10000)"]
+
+
+def _same(a, b) -> bool:
+    """Equal values of the same types, floats' NaN included, keys in the same order."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return [(type(k), k) for k in a] == [(type(k), k) for k in b] and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return a == b
+
+
+def _pyyaml(text: str):
+    loader = yamlio._Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+#: documents for the plain path (maps, lists, strings, numbers, booleans, nulls) and for the
+#: others, which PyYAML's constructor makes (merge keys, timestamps, binary, sets, other keys)
+_DOCS = [
+    "a: 1\nb: [1, 2.5, -3e-4, .inf, -.Inf, .nan, 0x1f, 0o17, 1_000, 1:30, 190:20:30.15]\n",
+    "t: [yes, no, on, off, true, False, ~, null, '', 'yes', \"1e3\", 1e3, 1.0E+3]\n",
+    "base: &b {x: [1, 2], y: {z: s}}\nagain: *b\nlist: &l [a, *b]\nmore: [*l, *l]\n",
+    "d: &d {k: 1}\nm:\n  <<: *d\n  j: 2\n",
+    "when: 2024-01-01\nstamp: 2001-12-14t21:59:43.10-05:00\n",
+    "blob: !!binary aGVsbG8=\nset: !!set {a, b}\nomap: !!omap [a: 1, b: 2]\npairs: !!pairs [a: 1]\n",
+    "1: one\n2.5: two\ntrue: three\n~: four\n2024-01-01: five\n",
+    "s: !!str 12\ni: !!int '7'\nf: !!float '2'\nn: !!null ''\nb: !!bool 'yes'\n",
+    "big: " + "9" * 5000 + "\nhuge: 1e400\n",
+    "- [[[], {}], [{a: [b, {c: d}]}]]\n- |\n  text\n  lines\n- >\n  folded\n",
+    "'<<': quoted merge key\nplain: value\n",
+    "",
+    "just a string\n",
+]
+
+
+@pytest.mark.parametrize("text", _DOCS)
+def test_the_plain_path_makes_what_pyyaml_makes(text):
+    """yamlio.load builds a plain document itself (_construct) and hands any other to
+    PyYAML's constructor: the values, their types and their keys' order are PyYAML's either
+    way, and an aliased map or list stays one object."""
+    data = yamlio.load("x.yaml", text).data
+    assert _same(data, _pyyaml(text))
+    if "again: *b" in text:
+        assert data["again"] is data["base"] and data["list"][1] is data["base"] and data["more"][0] is data["list"]
+
+
+def test_every_shipped_case_file_loads_as_pyyaml_loads_it():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    files = sorted([*root.glob("cases/**/*.yaml"), *root.glob("gpu-cases/**/*.yaml"), *root.glob("tests/data/**/*.yaml")])
+    assert len(files) > 100
+    for f in files:
+        try:
+            text = f.read_text(encoding="utf-8")
+            data = yamlio.load(f, text).data
+        except (UnicodeDecodeError, CaseError):  # the damaged-case corpus: refused either way
+            continue
+        assert _same(data, _pyyaml(text)), f
+
+
+def test_a_plain_document_does_not_go_through_pyyamls_constructor(monkeypatch):
+    made = []
+    monkeypatch.setattr(yamlio._Loader, "construct_document", lambda self, node: made.append(node) or {})
+    plain = [d for d in _DOCS if not any(m in d for m in ("<<", "!!", "2024", "2001", "~: four", "'<<'"))]
+    assert len(plain) >= 6
+    for text in plain:
+        yamlio.load("x.yaml", text)
+    assert made == []
+    yamlio.load("x.yaml", "when: 2024-01-01\n")  # a timestamp: PyYAML's constructor makes it
+    assert len(made) == 1
+
+
+@pytest.mark.parametrize("where,text", [
+    ("description", 'description: "a \\ud800 surrogate"\n'),
+    ("description", 'description: "a \\U0000DFFF surrogate"\n'),
+    ("params.note", 'params: {"k\\udc00": 1}\n'),
+])
+def test_a_lone_surrogate_from_an_escape_is_refused(tmp_path, where, text):
+    """Only an escape makes a lone surrogate (UTF-8 has none, YAML's reader refuses the raw
+    character), so a file without a backslash is not searched for one; a file with such an
+    escape is refused (by libyaml's parser itself, or by cases._surrogate_errors)."""
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nop: lrn\ninputs: {x: {shape: [1, 2, 1, 1], seed: 0}}\n" + text, encoding="utf-8")
+    with pytest.raises((CaseError, CaseErrors)) as info:
+        load_case(path)
+    assert "lone surrogate" in str(info.value) or "invalid Unicode character escape" in str(info.value)
+    assert yamlio.load("x.yaml", 'a: "\\u00e9"\n').no_surrogates is False
+    assert yamlio.load("x.yaml", "a: [1, 'two']\n").no_surrogates is True
+
+
+def test_a_lone_surrogate_in_a_case_built_in_code_is_refused():
+    import parity
+
+    with pytest.raises(CaseErrors, match="lone surrogate"):
+        parity.case("lrn", inputs={"x": {"shape": [1, 2, 1, 1], "seed": 0}}, params={"size": 3}, description="a \ud800 b")
