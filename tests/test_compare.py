@@ -149,3 +149,17 @@ def test_metrics_of_many_pairs_at_once_are_metrics_of_each(dtype):
     got = metrics_many(jobs, dtype)
     for (a, b, atol, rtol, bound), m in zip(jobs, got):
         assert _same(m, metrics(a, b, dtype, atol, rtol, bound)), (a.shape, atol, rtol, bound is None)
+
+
+def test_metrics_pickle_with_every_field():
+    """Metrics pickles as its values (its __reduce__ names them): every field comes back,
+    so a field added to the class and not to __reduce__ fails here."""
+    import dataclasses
+    import pickle
+
+    from parity.metrics import Metrics
+
+    names = [f.name for f in dataclasses.fields(Metrics)]
+    m = Metrics(**{name: (f"value {i}", i) for i, name in enumerate(names)})
+    back = pickle.loads(pickle.dumps(m, protocol=pickle.HIGHEST_PROTOCOL))
+    assert [getattr(back, n) for n in names] == [getattr(m, n) for n in names]
