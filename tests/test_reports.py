@@ -371,3 +371,29 @@ def test_the_report_writer_is_handed_cases_through_a_megabyte_pipe(tmp_path):
     finally:
         w.abandon()
     assert not (tmp_path / "out" / "parity.html").exists()
+
+
+def test_the_formats_share_a_cases_records_and_write_what_each_writes_alone(run, tmp_path, monkeypatch):
+    """stream.Writer.add makes each row's record once for the CSV, JSON and JUnit
+    (report.records); each file is the text its format makes on its own, and outside
+    Writer.add nothing is shared."""
+    import parity
+    from parity import report
+    from parity.report import csv, junit
+
+    rep = parity.load(run.report_dir / "results")
+    made = []
+    real = report.record
+    monkeypatch.setattr(report, "record", lambda row: made.append(row) or real(row))
+    w = report.writer(tmp_path / "set", ["csv", "json", "junit"])
+    for c in rep.cases:
+        w.add(c)
+    w.close(rep)
+    assert len(made) == len(rep.rows) > 2
+    monkeypatch.setattr(report, "record", real)
+    files = _files(tmp_path / "set")
+    assert files["parity.csv"].decode() == csv.render(rep)
+    assert files["parity.junit.xml"].decode() == junit.render(rep)
+    assert json.loads(files["parity.json"])["comparisons"] == json.loads(report.to_json(rep))["comparisons"]
+    c = rep.cases[0]
+    assert report.records(c) is not report.records(c) and report.records(c) == report.records(c)

@@ -407,6 +407,22 @@ def record(row: Comparison) -> dict:
     }
 
 
+#: the case stream.Writer.add is handing its sinks now, and its records once made (None
+#: outside that call: nothing stays shared once the case is written)
+_RECORDS: list = [None, None]
+
+
+def records(c: CaseReport) -> list[dict]:
+    """``record`` of each of a judged case's rows. Made once per case for the formats that
+    all write them (CSV, JSON, JUnit), while stream.Writer.add hands the case to its sinks:
+    the records are then shared, and a format that changes one copies it first."""
+    if _RECORDS[0] is not c:
+        return [record(r) for r in c.rows]
+    if _RECORDS[1] is None:
+        _RECORDS[1] = [record(r) for r in c.rows]
+    return _RECORDS[1]
+
+
 def jsonable(value):
     """JSON-safe values: inf becomes the string 'inf', NaN null (JSON has neither)."""
     if isinstance(value, float) and not math.isfinite(value):
@@ -476,19 +492,25 @@ _NONFINITE = re.compile(r'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
 _NONFINITE_AS = {"NaN": "null", "Infinity": '"inf"', "-Infinity": '"-inf"'}
 
 
+def _default(value):
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+#: json.dumps(doc, allow_nan=True, default=_default, separators=(",", ":")), made once (json.dumps
+#: with arguments makes an encoder each call: a report makes seven a small case)
+_ENCODER = json.JSONEncoder(allow_nan=True, default=_default, separators=(",", ":"))
+
+
 def dumps(doc) -> str:
     """JSON text of ``doc`` with the conventions of ``jsonable`` (inf as "inf", NaN as null),
     written by the C encoder: the non-finite numbers it spells NaN/Infinity are replaced in one
     pass over the text that leaves strings alone (a walk over every value in Python took
     most of the time of a large report). NumPy scalars and tuples are handled by ``default``."""
-    def default(value):
-        if isinstance(value, (np.floating, np.integer, np.bool_)):
-            return value.item()
-        if isinstance(value, np.ndarray):
-            return value.tolist()
-        raise TypeError(f"{type(value).__name__} is not JSON serializable")
-
-    text = json.dumps(doc, allow_nan=True, default=default, separators=(",", ":"))
+    text = _ENCODER.encode(doc)
     if "NaN" not in text and "Infinity" not in text:
         return text
     return _NONFINITE.sub(lambda m: _NONFINITE_AS.get(m.group(), m.group()), text)

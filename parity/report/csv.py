@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv as _csv
 import math
 
-from parity.report import _BOOL_COLUMNS, _FLOAT_COLUMNS, _INT_COLUMNS, Report, record
+from parity.report import _BOOL_COLUMNS, _FLOAT_COLUMNS, _INT_COLUMNS, Report, records
 from parity.report.escape import csv_cell
 from parity.report.stream import Sink as _Sink
 
@@ -56,7 +56,7 @@ class Sink(_Sink):
         return self.out
 
     def add(self, c, tally) -> None:
-        self._writer().writerows([self._line(record(r)) for r in c.rows])
+        self._writer().writerows([self._line(rec) for rec in records(c)])
 
     def finish(self, out, report, tally) -> None:
         self._writer()

@@ -4,7 +4,7 @@ comparison) as the cases arrive: the same text as one ``dumps`` of the whole doc
 
 from __future__ import annotations
 
-from parity.report import CaseReport, case_across_hosts, dumps, record, run_record
+from parity.report import CaseReport, case_across_hosts, dumps, records, run_record
 from parity.report.stream import Sink as _Sink
 
 
@@ -39,8 +39,8 @@ class Sink(_Sink):
 
     def add(self, c, tally) -> None:
         self.cases.write(dumps(case_doc(c)))
-        for r in c.rows:
-            self.comparisons.write(dumps({**record(r), "details": r.metrics.details if r.metrics else {}}))
+        for r, rec in zip(c.rows, records(c)):
+            self.comparisons.write(dumps({**rec, "details": r.metrics.details if r.metrics else {}}))
         self.across += case_across_hosts(c)
 
     def finish(self, out, report, tally) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from xml.sax import saxutils as _xml
 
-from parity.report import Report, fmt, record
+from parity.report import Report, fmt, records
 from parity.report.escape import _CONTROL_RANGES, _class, terminal, xml_text
 from parity.report.stream import Sink as _Sink
 
@@ -56,8 +56,7 @@ _PROPERTIES = ("verdict", "cause", "max_abs", "max_rel", "max_ulp", "mismatches"
                "rtol", "bound_ratio", "semantic", "version_a", "version_b", "dtype")
 
 
-def _testcase(c, row, counts: dict) -> str:
-    rec = record(row)
+def _testcase(c, row, rec: dict, counts: dict) -> str:
     props = "".join(f'\n      <property name="{key}" value={_attr(rec[key])} />' for key in _PROPERTIES
                     if rec.get(key) not in (None, ""))
     out = [f'\n    <testcase classname={_attr(f"parity.{c.case.op.name}")} '
@@ -101,7 +100,7 @@ class Sink(_Sink):
 
     def add(self, c, tally) -> None:
         counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
-        cases = "".join(_testcase(c, row, counts) for row in c.rows)
+        cases = "".join(_testcase(c, row, rec, counts) for row, rec in zip(c.rows, records(c)))
         for k, v in counts.items():
             self.totals[k] += v
         attrs = " ".join(f'{k}="{v}"' for k, v in counts.items())

@@ -171,6 +171,9 @@ class Writer:
     def add(self, c) -> None:
         if self.failed is not None:
             return
+        from parity import report
+
+        report._RECORDS[:] = [c, None]  # the sinks share its records (report.records)
         try:
             self.tally.add(c)
             for sink in self.sinks.values():
@@ -178,6 +181,8 @@ class Writer:
         except Exception as exc:  # noqa: BLE001 - kept for close(): the run goes on, its results are stored
             self.failed = exc
             self.forget(list(self.sinks))
+        finally:
+            report._RECORDS[:] = [None, None]
 
     def stage(self) -> None:
         """The temporary file of each format, beside its destination (once)."""
