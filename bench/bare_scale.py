@@ -3,10 +3,10 @@
 One process imports torch, tensorflow and mindspore and, for each case that bench/scale.py
 writes (``scale_cases``: shape [2, C, 6, 6], C = 4..11, size 3/5/7, seed i), draws the same
 input (float64 PCG64 normals rounded to float32), makes the same calls parity makes (torch
-nn.LocalResponseNorm, tensorflow raw_ops.LRN on NHWC, mindspore nn.LRN), computes the same
-float64 reference and compares every framework with it and with each other (max abs and
-the mismatch count against parity's default float32 tolerance). No workers, validation,
-store or reports.
+nn.LocalResponseNorm, tensorflow raw_ops.LRN on NHWC, mindspore nn.LRN: one cell per parameter
+set, reused, as parity's worker does), computes the same float64 reference and compares every
+framework with it and with each other (max abs and the mismatch count against parity's default
+float32 tolerance). No workers, validation, store or reports.
 
     .venv/bin/python bench/bare_scale.py N
 """
@@ -61,17 +61,21 @@ def compare(a, b):
 def main(n_cases: int) -> None:
     alpha, beta, k = 1e-4, 0.75, 2.0
     worst = 0.0
+    cells = {}  # as parity's mindspore worker (Adapter.stateless): one nn.LRN per parameter set, reused
     for i in range(n_cases):
         c, n = spec(i)
         rng = np.random.Generator(np.random.PCG64(i))
         x = rng.standard_normal(2 * c * 36).reshape(2, c, 6, 6).astype(np.float32)
         ref = reference(x, n, alpha, beta, k)
         r = (n - 1) // 2
+        cell = cells.get(n)
+        if cell is None:
+            cell = cells[n] = ms.nn.LRN(depth_radius=r, bias=k, alpha=alpha / n, beta=beta)
         outs = {
             "torch": torch.nn.LocalResponseNorm(n, alpha, beta, k)(torch.from_numpy(x)).numpy(),
             "tensorflow": np.moveaxis(tf.raw_ops.LRN(input=tf.constant(np.moveaxis(x, 1, -1)), depth_radius=r,
                                                      bias=k, alpha=alpha / n, beta=beta).numpy(), -1, 1),
-            "mindspore": ms.nn.LRN(depth_radius=r, bias=k, alpha=alpha / n, beta=beta)(ms.Tensor(x)).asnumpy(),
+            "mindspore": cell(ms.Tensor(x)).asnumpy(),
         }
         names = list(outs)
         for j, a in enumerate(names):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import run_cli, write_case
+from conftest import ROOT, run_cli, write_case
 
 PROBE = """
 import numpy as np, mindspore as ms
@@ -67,3 +67,42 @@ def test_a_worker_lets_idle_openmp_threads_sleep_unless_told_otherwise(monkeypat
     assert policy(env={"OMP_WAIT_POLICY": "ACTIVE"}) == ["ACTIVE"]
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     assert policy() == ["ACTIVE"]
+
+
+REUSE_PROBE = """
+import json
+import numpy as np
+from parity.frameworks.mindspore import Adapter
+from parity.ops import lrn
+fw = Adapter("cpu")
+x = np.random.default_rng(0).standard_normal((2, 7, 3, 3)).astype(np.float32)
+p = dict(depth_radius=2, bias=1.5, alpha=1e-4, beta=0.75)
+fresh = fw.lib.nn.LRN(**lrn._mindspore_args(p))(fw.tensor(x)).asnumpy()
+a = lrn._mindspore_nn(fw, {"x": x}, p)["y"]
+b = lrn._mindspore_nn(fw, {"x": x}, p)["y"]
+o = lrn._mindspore_ops(fw, {"x": x}, p)["y"]
+one = len(fw._made)
+lrn._mindspore_nn(fw, {"x": x}, {**p, "depth_radius": 1})
+keys = [fw.stateless("t", {"v": v}, object) for v in (0.0, -0.0, 1, 1.0, True)]
+out = {"same": bool((a.view(np.uint32) == fresh.view(np.uint32)).all() and (b.view(np.uint32) == a.view(np.uint32)).all()
+                   and (o.view(np.uint32) == a.view(np.uint32)).all()),
+       "one": one, "two": len(fw._made) - 5, "distinct": len({id(k) for k in keys}),
+       "again": fw.stateless("t", {"v": 0.0}, object) is keys[0]}
+fw.recover()
+out["after_recover"] = len(fw._made)
+print(json.dumps(out))
+"""
+
+
+def test_mindspore_lrn_cells_are_made_once_per_parameter_set_and_give_the_same_bits():
+    """The mindspore worker reuses one nn.LRN (and ops.LRN) per parameter set (Adapter.stateless;
+    LRN has no parameters): the outputs are a new cell's, bit for bit; parameters that differ,
+    in value or type (0.0 and -0.0, 1 and 1.0 and True), make another; a failed call
+    (recover) forgets them all."""
+    import json
+
+    p = subprocess.run([sys.executable, "-c", REUSE_PROBE], check=False, capture_output=True, text=True, timeout=300,
+                       env={"GLOG_v": "3", "PATH": "/usr/bin:/bin"}, cwd=str(ROOT))
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    assert out == {"same": True, "one": 2, "two": 3, "distinct": 5, "again": True, "after_recover": 0}

@@ -199,13 +199,15 @@ def _mindspore_args(p):
 
 
 def _mindspore_nn(fw, inputs, p):
-    with fw.scope():
-        return {"y": fw.numpy(fw.lib.nn.LRN(**_mindspore_args(p))(fw.tensor(inputs["x"])))}
+    args = _mindspore_args(p)
+    with fw.scope():  # one cell per parameter set, reused (Adapter.stateless: LRN has no parameters)
+        return {"y": fw.numpy(fw.stateless("nn.LRN", args, lambda: fw.lib.nn.LRN(**args))(fw.tensor(inputs["x"])))}
 
 
 def _mindspore_ops(fw, inputs, p):
+    args = _mindspore_args(p)
     with fw.scope():
-        return {"y": fw.numpy(fw.lib.ops.LRN(**_mindspore_args(p))(fw.tensor(inputs["x"])))}
+        return {"y": fw.numpy(fw.stateless("ops.LRN", args, lambda: fw.lib.ops.LRN(**args))(fw.tensor(inputs["x"])))}
 
 
 def _mindspore_grad(fw, ts, p):
