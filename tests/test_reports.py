@@ -397,3 +397,35 @@ def test_the_formats_share_a_cases_records_and_write_what_each_writes_alone(run,
     assert json.loads(files["parity.json"])["comparisons"] == json.loads(report.to_json(rep))["comparisons"]
     c = rep.cases[0]
     assert report.records(c) is not report.records(c) and report.records(c) == report.records(c)
+
+
+def test_two_threads_writing_reports_share_no_records(run, tmp_path):
+    """The records a case's formats share (report.records) are the thread's own: two writers
+    in two threads at once write what each writes alone."""
+    import threading
+
+    import parity
+    from parity import report
+
+    rep = parity.load(run.report_dir / "results")
+    alone = report.writer(tmp_path / "alone", ["csv", "junit"])
+    for c in rep.cases:
+        alone.add(c)
+    alone.close(rep)
+
+    def write(name, cases):
+        w = report.writer(tmp_path / name, ["csv", "junit"])
+        for _ in range(20):  # interleave with the other thread as much as the GIL lets them
+            for c in cases:
+                w.add(c)
+        w.close(rep)
+
+    threads = [threading.Thread(target=write, args=(n, rep.cases)) for n in ("one", "two")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name in ("one", "two"):
+        csv_text = (tmp_path / name / "parity.csv").read_text().splitlines()
+        header, *rows = (tmp_path / "alone" / "parity.csv").read_text().splitlines()
+        assert csv_text == [header] + rows * 20

@@ -16,6 +16,7 @@ import os
 import re
 import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -407,20 +408,28 @@ def record(row: Comparison) -> dict:
     }
 
 
-#: the case stream.Writer.add is handing its sinks now, and its records once made (None
-#: outside that call: nothing stays shared once the case is written)
-_RECORDS: list = [None, None]
+class _Sharing(threading.local):
+    """The case stream.Writer.add is handing its sinks now in this thread (``case``), and its
+    records once made (``records``); None outside that call: nothing stays shared once the
+    case is written, and two threads writing reports share nothing."""
+
+    case = None
+    records = None
+
+
+_SHARING = _Sharing()
 
 
 def records(c: CaseReport) -> list[dict]:
     """``record`` of each of a judged case's rows. Made once per case for the formats that
     all write them (CSV, JSON, JUnit), while stream.Writer.add hands the case to its sinks:
     the records are then shared, and a format that changes one copies it first."""
-    if _RECORDS[0] is not c:
+    shared = _SHARING
+    if shared.case is not c:
         return [record(r) for r in c.rows]
-    if _RECORDS[1] is None:
-        _RECORDS[1] = [record(r) for r in c.rows]
-    return _RECORDS[1]
+    if shared.records is None:
+        shared.records = [record(r) for r in c.rows]
+    return shared.records
 
 
 def jsonable(value):

@@ -173,7 +173,7 @@ class Writer:
             return
         from parity import report
 
-        report._RECORDS[:] = [c, None]  # the sinks share its records (report.records)
+        report._SHARING.case, report._SHARING.records = c, None  # the sinks share its records (report.records)
         try:
             self.tally.add(c)
             for sink in self.sinks.values():
@@ -182,7 +182,7 @@ class Writer:
             self.failed = exc
             self.forget(list(self.sinks))
         finally:
-            report._RECORDS[:] = [None, None]
+            report._SHARING.case = report._SHARING.records = None
 
     def stage(self) -> None:
         """The temporary file of each format, beside its destination (once)."""
