@@ -24,7 +24,7 @@ parity.declarations (what a case declares).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -61,9 +61,11 @@ class Metrics:
         # pickled as its values, made again by __init__: a frozen dataclass with slots pickles
         # through dataclasses' __getstate__/__setstate__, which look up its fields each time
         # (a judged case goes to parity run's report writer pickled: six of these in a small one)
-        return Metrics, (self.n, self.max_abs, self.max_rel, self.mean_abs, self.max_ulp, self.mismatches,
-                         self.nonfinite_mismatches, self.min_atol, self.worst_index, self.worst_a, self.worst_b,
-                         self.bound_ratio, self.details)
+        return Metrics, tuple(getattr(self, name) for name in _METRICS_FIELDS)
+
+
+#: Metrics' fields in order, looked up once (its __reduce__)
+_METRICS_FIELDS = tuple(f.name for f in fields(Metrics))
 
 
 def ordered_bits(x: np.ndarray, dtype: str) -> np.ndarray:
