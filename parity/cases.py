@@ -1155,13 +1155,12 @@ def load_suite(paths: list[Path], strict: bool = True, hold_bytes: int | None = 
             try:
                 held_case = pickle.dumps(case, protocol=pickle.HIGHEST_PROTOCOL)
             except (pickle.PicklingError, TypeError, AttributeError):  # read again when the run reaches it
-                held_case = b""
-            if held_case and held + len(held_case) <= hold_bytes:
-                held += len(held_case)
-            elif held_case:
-                held, held_case = hold_bytes, None  # full: the rest are read again
+                pass
             else:
-                held_case = None
+                if held + len(held_case) <= hold_bytes:
+                    held += len(held_case)
+                else:
+                    held, held_case = hold_bytes, None  # full: the rest are read again
         out.append(CaseRef(case.name, str(file), shared.setdefault(root, root), index, sha, case.op.name,
                            shared.setdefault(case.frameworks, case.frameworks),
                            shared.setdefault(case.devices, case.devices), bool(case.blocked), case.elements,
