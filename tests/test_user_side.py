@@ -9,6 +9,8 @@ import textwrap
 
 import yaml
 
+from parity.declarations import headroom
+
 from conftest import ROOT, run_cli, write_case
 
 CASES = ROOT / "cases"
@@ -84,10 +86,14 @@ def test_accept_widens_a_bound_that_was_exceeded(tmp_path):
             max_abs: 1.0e-6
             reason: recorded on one host
         """))
-    assert run_cli("run", path, "--frameworks", "torch,tensorflow", report_dir=tmp_path / "r").code == 1
+    r = run_cli("run", path, "--frameworks", "torch,tensorflow", report_dir=tmp_path / "r")
+    assert r.code == 1
+    # the gap is the host's: 4.2e-3 on the AVX-512 machines, 1.06e-2 on the AVX2 one (tests/data/hosts)
+    beyond = [x["max_abs"] for x in r.json["comparisons"] if not x["ok"] and "tensorflow" in x["comparison"]]
+    assert beyond and min(beyond) > 1e-6 and 4e-3 < max(beyond) < 2e-2
     assert run_cli("accept", "--from", tmp_path / "r" / "results", "--write").code == 0
     entry = yaml.safe_load(path.read_text())["known"][0]
-    assert 4.1e-3 < entry["max_abs"] <= 7e-3 and "widened by parity accept" in entry["reason"]
+    assert entry["max_abs"] == headroom(max(beyond)) and "widened by parity accept" in entry["reason"]
 
 
 def test_list_ops_shows_parameters_spellings_and_the_default_traps():
