@@ -3,6 +3,7 @@ derived reference, a framework added by one entry, and the per-op fuzz strategie
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -253,3 +254,23 @@ def test_each_strategy_draws_valid_cases(name, tmp_path_factory):
 
     check()
     assert len(seen) > 1  # it draws, not a constant
+
+
+def test_a_forms_fields_are_made_once_and_not_carried_in_its_pickle():
+    """Form.fields is remembered on the (frozen) form: a suite asks the same few forms thousands
+    of times. The answer is the same each time and a caller's edit of it changes nothing; a
+    pickled form carries none of it, and equality and hashing are the fields' alone."""
+    import pickle
+
+    for case in (load_case(ROOT / "cases" / "lrn" / "even-size.yaml"),
+                 load_case(ROOT / "cases" / "batch_norm" / "large-mean.yaml")):
+        form = case.form()
+        first = form.fields()
+        assert "_fields" in form.__dict__ and first and all(len(f) == 3 for f in first)
+        first.append(("x", "y", "z"))
+        assert form.fields() == first[:-1] and form.describe() == ", ".join(f"{l} {v}" for _, l, v in first[:-1])
+        again = pickle.loads(pickle.dumps(form))
+        assert "_fields" not in again.__dict__ and again == form and hash(again) == hash(form)
+        assert again.fields() == form.fields() and not form.diff(again)
+        other = type(form)(**{f.name: getattr(form, f.name) for f in dataclasses.fields(form)})
+        assert other == form and "_fields" not in other.__dict__

@@ -185,12 +185,22 @@ class Form:
     ``label`` names a field for people and ``show`` formats its value."""
 
     def fields(self) -> list[tuple[str, str, str]]:
-        """[(field name, label, value as text)]"""
-        out = []
-        for f in dataclasses.fields(self):
-            show = f.metadata.get("show", _show)
-            out.append((f.name, f.metadata.get("label", f.name), show(self, getattr(self, f.name))))
-        return out
+        """[(field name, label, value as text)]. Made once per form (a form is frozen, and the
+        forms of a suite are a few objects asked thousands of times: Op.form_from_native)."""
+        made = self.__dict__.get("_fields")
+        if made is None:
+            layout = _LAYOUTS.get(type(self))
+            if layout is None:
+                layout = _LAYOUTS[type(self)] = tuple((f.name, f.metadata.get("label", f.name),
+                                                       f.metadata.get("show", _show)) for f in dataclasses.fields(self))
+            made = tuple((name, label, show(self, getattr(self, name))) for name, label, show in layout)
+            object.__setattr__(self, "_fields", made)
+        return list(made)
+
+    def __getstate__(self):
+        """Pickled without what ``fields`` remembered (it is made again on demand)."""
+        state = self.__dict__
+        return {k: v for k, v in state.items() if k != "_fields"} if "_fields" in state else state
 
     def diff(self, other: "Form") -> list[tuple[str, str, str]]:
         """[(label, self's value, other's value)] for the fields that differ."""
@@ -202,6 +212,9 @@ class Form:
     def describe(self) -> str:
         return ", ".join(f"{label} {value}" for _, label, value in self.fields())
 
+
+#: Form subclass -> ((field name, label, show), ...): what Form.fields reads of dataclasses.fields
+_LAYOUTS: dict = {}
 
 #: how many form_from_native answers are remembered (then all are forgotten at once)
 FORMS_KEPT = 4096
