@@ -152,36 +152,43 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
         if on_case:
             with fsutil.deferred_signals() as held:  # a case reaches on_case whole, or not at all
                 on_case(cr)
-            if held and not flushing:
+            if held and not flushing:  # (in on_cases_done's block: held there, raised after it)
                 raise KeyboardInterrupt
         if tally is None:
             done.append(cr)
         else:
             tally.add(cr)
 
-    def in_order(i: int | None, cr: CaseReport | None, flush: bool = False) -> None:
+    def in_order(i: int | None, cr: CaseReport | None, flush: bool = False, hold: bool = False) -> None:
         if cr is not None:
             ahead[i] = cr
         while upto[0] in ahead or (flush and ahead):
             nxt = upto[0] if upto[0] in ahead else min(ahead)
             upto[0] = nxt + 1
-            hand_on(ahead.pop(nxt), flush)
+            hand_on(ahead.pop(nxt), flush or hold)
 
-    def on_case_done(i, c, res, refs, summary, arrays):
-        prior = old.cases[c.name].results if old and c.name in old.cases else ([] if old else None)
-        rows = compare.evaluate(c, res, refs, baseline=prior, baseline_name=baseline or "",
-                                baseline_partial=baseline_partial)
-        if writer:
-            writer.add(c, res, arrays, next((r.inputs_sha256 for r in res + refs if r.inputs_sha256), None))
-        if not keep:
-            for r in res + refs:  # the store has them: the parent keeps only what the reports need
-                r.outputs, r.bounds, r.magnitudes = {}, {}, {}
-        in_order(i, CaseReport(c, res, refs, rows, summary, dict(arrays) if keep else None))
+    def on_cases_done(finished):
+        """The cases that finished together, judged in one pass (compare.evaluate_many), then
+        each stored and handed on. Ctrl-C waits for the end of the block: no case the workers
+        finished is judged and then dropped."""
+        with fsutil.deferred_signals() as held:
+            rows_of = compare.evaluate_many([
+                (c, res, refs, old.cases[c.name].results if old and c.name in old.cases else ([] if old else None),
+                 baseline or "", baseline_partial) for _, c, res, refs, _, _ in finished])
+            for (i, c, res, refs, summary, arrays), rows in zip(finished, rows_of):
+                if writer:
+                    writer.add(c, res, arrays, next((r.inputs_sha256 for r in res + refs if r.inputs_sha256), None))
+                if not keep:
+                    for r in res + refs:  # the store has them: the parent keeps only what the reports need
+                        r.outputs, r.bounds, r.magnitudes = {}, {}, {}
+                in_order(i, CaseReport(c, res, refs, rows, summary, dict(arrays) if keep else None), hold=True)
+        if held:
+            raise KeyboardInterrupt
 
     interrupted, changed = False, None
     try:
         try:
-            runner.execute(cases, planner, timeout=timeout, on_result=on_result, on_case_done=on_case_done,
+            runner.execute(cases, planner, timeout=timeout, on_result=on_result, on_cases_done=on_cases_done,
                            log_dir=log_dir, pool=pool)
         except KeyboardInterrupt:
             interrupted = True
@@ -246,6 +253,11 @@ def load(results, cases=None, *, baseline: str | None = None, baselines: Path = 
     finally:
         stored.close()
     return stored.report(done, time.perf_counter() - t0, tally)
+
+
+#: Stored.judged judges cases together while their outputs (the references' included) take
+#: less than this
+JUDGED_BYTES = 4 << 20
 
 
 class Stored:
@@ -323,13 +335,27 @@ class Stored:
         return prior.cases[name].results if name in prior.cases else []
 
     def judged(self, keep_arrays: bool = True):
-        from parity import inputs
-
+        """Each case's CaseReport, in store order. Cases are judged a few at a time (up to
+        runner.BATCH of them, or JUDGED_BYTES of arrays: so a suite of small cases costs the
+        metrics passes of few, and memory stays bounded by the largest case)."""
+        batch: list = []
+        size = 0
         for sc in self._stored():
             sc.read()
             refs = runner.reference_results(sc.case, [r.form for r in sc.results], sc.inputs, sc.digest)
-            rows = compare.evaluate(sc.case, sc.results, refs, baseline=self._prior(sc.case.name),
-                                    baseline_name=self.baseline or "", baseline_partial=self.baseline_partial)
+            batch.append((sc, refs, self._prior(sc.case.name)))
+            size += sum(a.nbytes for r in sc.results + refs for a in r.outputs.values())
+            if len(batch) >= runner.BATCH or size >= JUDGED_BYTES:
+                yield from self._judge(batch, keep_arrays)
+                batch, size = [], 0
+        yield from self._judge(batch, keep_arrays)
+
+    def _judge(self, batch: list, keep_arrays: bool):
+        from parity import inputs
+
+        rows_of = compare.evaluate_many([(sc.case, sc.results, refs, prior, self.baseline or "",
+                                          self.baseline_partial) for sc, refs, prior in batch])
+        for (sc, refs, _), rows in zip(batch, rows_of):
             cr = CaseReport(sc.case, sc.results, refs, rows, inputs.summarize(sc.inputs),
                             dict(sc.inputs) if keep_arrays else None)
             if not keep_arrays:

@@ -199,12 +199,18 @@ class _Evaluation:
         """The row's metrics and PASS/FAIL, computed by ``settle`` (all the case's at once)."""
         self._measure.append((row, a, b, bound))
 
-    def settle(self) -> None:
-        """The metrics of every row measured so far, in one pass (metrics_many), then the
-        declarations applied to the rows kept, in order. The drill-down data (histogram, worst elements, per channel) only for a
-        row beyond tolerance, where a reader needs it (a second pass)."""
-        jobs = [(a, b, row.atol, row.rtol, bound) for row, a, b, bound in self._measure]
-        for (row, a, b, bound), m in zip(self._measure, metrics_many(jobs, self.dtype)):
+    def jobs(self) -> list[tuple]:
+        """What ``settle`` measures: a metrics_many job per row measured so far."""
+        return [(a, b, row.atol, row.rtol, bound) for row, a, b, bound in self._measure]
+
+    def settle(self, measured: list[Metrics] | None = None) -> None:
+        """The metrics of every row measured so far, in one pass (metrics_many; or ``measured``,
+        that pass's answer to ``jobs()`` made for several cases at once), then the declarations
+        applied to the rows kept, in order. The drill-down data (histogram, worst elements, per
+        channel) only for a row beyond tolerance, where a reader needs it (a second pass)."""
+        if measured is None:
+            measured = metrics_many(self.jobs(), self.dtype)
+        for (row, a, b, bound), m in zip(self._measure, measured, strict=True):
             if m.mismatches:
                 m = metrics(a, b, self.dtype, row.atol, row.rtol, bound, detail=True)
             row.metrics = m
@@ -327,8 +333,8 @@ class _Evaluation:
                                    f"(saved before the case had it)")
                 self.keep(row)
 
-    def finish(self) -> list[Comparison]:
-        self.settle()
+    def finish(self, measured: list[Metrics] | None = None) -> list[Comparison]:
+        self.settle(measured)
         self.declarations.mark_fixed()
         self.declarations.note_misses()
         for row in self.rows:
@@ -343,13 +349,35 @@ def evaluate(case: Case, results: list[Result], refs: list[Result], baseline: li
     """Every comparison of one case, with its verdict; with ``baseline`` (the stored results of
     an earlier run) also each run against its own baseline output. Each declaration's
     ``when:`` is judged against the runs' own environments (host, versions, device)."""
+    return _evaluation(case, results, refs, baseline, baseline_name, baseline_partial).finish()
+
+
+def _evaluation(case, results, refs, baseline, baseline_name, baseline_partial) -> _Evaluation:
     ev = _Evaluation(case, results, refs)
     ev.against_reference()
     ev.pairs()
     ev.golden()
     if baseline is not None:
         ev.against_baseline(baseline, baseline_name, baseline_partial)
-    return ev.finish()
+    return ev
+
+
+def evaluate_many(items) -> list[list[Comparison]]:
+    """``evaluate(*item)`` of each item (case, results, refs, and optionally baseline,
+    baseline_name, baseline_partial), the same rows, with the metrics of all their comparisons
+    computed in one metrics_many pass per dtype: several small cases cost the NumPy calls of
+    one (metrics_many stacks the pairs of one size and tolerance)."""
+    evs = [_evaluation(*item, *(None, "baseline", False)[len(item) - 3:]) for item in items]
+    by_dtype: dict[str, list[_Evaluation]] = {}
+    for ev in evs:
+        by_dtype.setdefault(ev.dtype, []).append(ev)
+    measured: dict[int, list[Metrics]] = {}
+    for dtype, group in by_dtype.items():
+        jobs = [ev.jobs() for ev in group]
+        flat = iter(metrics_many([j for js in jobs for j in js], dtype))
+        for ev, js in zip(group, jobs):
+            measured[id(ev)] = [next(flat) for _ in js]
+    return [ev.finish(measured[id(ev)]) for ev in evs]
 
 
 def _row_status(r: Result, output: str) -> tuple[str, str]:

@@ -656,13 +656,17 @@ class WorkerPool:
 
 
 def execute(items: list, planner: Planner | None = None, *, timeout: float = DEFAULT_TIMEOUT,
-            log_dir: Path | None = None, on_case_done=None, on_result=None, pool: WorkerPool | None = None) -> None:
+            log_dir: Path | None = None, on_case_done=None, on_result=None, pool: WorkerPool | None = None,
+            on_cases_done=None) -> None:
     """Run every case of ``items`` (Case objects, or CaseRefs: each opened when a thread
     reaches it and released once judged), planned by ``planner`` (a Planner) as the run
     reaches it. ``on_result(result)`` is called per finished run; ``on_case_done(index, case,
     results, references, input_summary, inputs)`` once per case when all its runs are in
-    (``inputs``: the arrays, with ``inputs_sha256`` of the results). Both are called on the
-    calling thread. Workers come from ``pool`` (kept running) or from a pool of this call
+    (``inputs``: the arrays, with ``inputs_sha256`` of the results). Or, instead of that,
+    ``on_cases_done(done)`` with a list of such tuples: the cases finished by every event
+    already waiting when one arrives (at most BATCH), so that a caller that falls behind
+    judges several cases in one pass; a caller that keeps up gets them one at a time, as they
+    finish. All are called on the calling thread. Workers come from ``pool`` (kept running) or from a pool of this call
     (stopped at its end). A case that cannot be opened (a CaseRef whose file changed:
     parity.cases.CaseChanged) stops the run as Ctrl-C does, and its error is raised."""
     planner = planner or Planner()
@@ -726,33 +730,50 @@ def execute(items: list, planner: Planner | None = None, *, timeout: float = DEF
     for t in threads:
         t.start()
 
+    if on_case_done is not None and on_cases_done is None:
+        def on_cases_done(done):
+            for args in done:
+                on_case_done(*args)
+
     judged = 0
     try:
         while judged < n:
             try:
                 # a timeout, so that Ctrl-C is handled even when the OS delivers the signal to
                 # a worker thread rather than to this one (a blocked get() would not wake up)
-                kind, i, item = events.get(timeout=0.2)
+                event = events.get(timeout=0.2)
             except queue.Empty:
                 continue
-            if kind == "failed":
-                raise item
-            st = cases.get(i)
-            if kind == "result":
-                st.results.append(item)
-                if on_result:
-                    on_result(item)
-            else:
-                st.refs = item
-            st.left -= 1
-            if st.left == 0:
-                cases.close(i)
-                if on_case_done:
-                    done = sorted(st.results, key=lambda r: (frameworks.NAMES.index(r.framework), r.device,
-                                                             r.variant or ""))
-                    on_case_done(i, st.case, done, st.refs, st.summary or {}, st.arrays or {})
+            finished: list[tuple[int, _Open]] = []
+            while True:
+                kind, i, item = event
+                if kind == "failed":
+                    raise item
+                st = cases.get(i)
+                if kind == "result":
+                    st.results.append(item)
+                    if on_result:
+                        on_result(item)
+                else:
+                    st.refs = item
+                st.left -= 1
+                if st.left == 0:
+                    cases.close(i)
+                    finished.append((i, st))
+                if len(finished) >= BATCH:
+                    break
+                try:
+                    event = events.get_nowait()
+                except queue.Empty:
+                    break
+            if not finished:
+                continue
+            if on_cases_done:
+                on_cases_done([(i, st.case, sorted(st.results, key=_in_order), st.refs, st.summary or {},
+                                st.arrays or {}) for i, st in finished])
+            for i, _ in finished:
                 window.finish(i)
-                judged += 1
+            judged += len(finished)
     except BaseException:
         stop.set()
         pool.kill()  # interrupted: no worker may outlive this
@@ -763,6 +784,15 @@ def execute(items: list, planner: Planner | None = None, *, timeout: float = DEF
             pool.close()
         for t in threads:
             t.join(timeout=5)
+
+
+#: the most finished cases handed to ``on_cases_done`` at once (execute)
+BATCH = 32
+
+
+def _in_order(r: Result) -> tuple:
+    """A case's runs as execute hands them on: by framework, device and variant."""
+    return frameworks.NAMES.index(r.framework), r.device, r.variant or ""
 
 
 def _planned_result(run: Run) -> Result:

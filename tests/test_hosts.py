@@ -362,3 +362,35 @@ def test_the_documented_ci_workflow_runs_real_parity_commands():
         args = build_parser().parse_args(argv)
         verbs.append(args.command)
     assert verbs == ["run", "merge", "report"]
+
+
+def _row_facts(row) -> tuple:
+    """Everything a report shows of a comparison, as text (NaN equals NaN)."""
+    def side(s):
+        return s.label, s.framework, s.device, s.version, s.spelling, s.variant
+
+    return (row.case.name, row.kind, side(row.a), side(row.b), row.output, row.dtype, row.verdict, row.atol, row.rtol,
+            repr(row.metrics), row.message, row.declared, repr(row.known), row.semantic, repr(row.semantic_max_abs),
+            row.notes)
+
+
+def test_cases_judged_together_get_the_rows_each_gets_alone():
+    """compare.evaluate_many (parity run judges the cases that finish together in one metrics
+    pass) gives every row that evaluate gives one case at a time: on the real outputs of three
+    hosts (five ops, three dtypes, FAILs with drill-down data, errors and UNSUPPORTED runs),
+    with each case's own stored runs as its baseline in every other case."""
+    from parity import compare, runner
+
+    items = []
+    for root in (AMD, AVX512, INTEL):
+        for k, sc in enumerate(store.load(root).cases.values()):
+            sc.read()
+            refs = runner.reference_results(sc.case, [r.form for r in sc.results], sc.inputs, sc.digest)
+            items.append((sc.case, sc.results, refs) + ((sc.results, "self", k % 4 == 1) if k % 2 else ()))
+    alone = [[_row_facts(r) for r in compare.evaluate(*item)] for item in items]
+    assert len(items) > 150 and len({item[0].dtype for item in items}) >= 3
+    assert {row[6] for rows in alone for row in rows} >= {"PASS", "FAIL", "KNOWN_GAP", "ERROR", "UNSUPPORTED"}
+    for size in (1, 7, len(items)):
+        together = [[_row_facts(r) for r in rows] for j in range(0, len(items), size)
+                    for rows in compare.evaluate_many(items[j:j + size])]
+        assert together == alone, size
