@@ -8,6 +8,7 @@ interrupted); 2 for bad input (a bad case file, an unknown name, a bad option).
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import shlex
 import signal
@@ -365,10 +366,22 @@ def cmd_run(args) -> int:
     except BaseException:
         pool.kill()
         raise
+    _collect_less()
     try:
         return _run_suite(args, cases, pool, log_dir, python, env)
     finally:
         pool.close()
+
+
+def _collect_less() -> None:
+    """For the rest of this command (its report writer, forked after, included): what is held
+    now (the suite's CaseRefs, a store's index, the imports) lives to the end, so the garbage
+    collector need not walk it again at each full collection; and it collects after 50,000
+    new objects, not 700, since a suite allocates and frees thousands of objects a case (few
+    of them in cycles). At 10,000 small cases this took the collector's CPU from 1.6 s to 0.26
+    s in the parent and from 0.54 s to 0 in the report writer (gc.callbacks, one run each)."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 def _run_suite(args, cases, pool, log_dir, python, env) -> int:
@@ -443,6 +456,7 @@ def cmd_report(args) -> int:
         # as in `parity run`), so that a store of any size is judged in the memory of its largest case
         stored = api.Stored(args.results, args.cases_dir, baseline=args.baseline, baselines=args.baselines,
                             baseline_partial=args.baseline_partial, lazy=True)
+        _collect_less()
         table = terminal.Table(args.verbose)
         reports = background.writer(args.report_dir)
         tally, t0 = Tally(), time.perf_counter()

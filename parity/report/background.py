@@ -2,9 +2,10 @@
 
 Rendering a case's part of five report formats costs the parent about as much as judging
 it (about 1 ms for a small case), and the parent is what a large suite waits for. So
-``parity run`` forks a writer before the runner's threads start; the parent hands
-it each judged case, pickled without its arrays (about 0.1 ms and 6 KB for a small case),
-and the writer feeds its ``stream.Writer`` exactly as the parent would have. ``close(report)``
+``parity run`` forks a writer before the runner's threads start; the parent hands it the
+judged cases, pickled without their arrays, 16 to a message (what they share is pickled once:
+about 0.13 ms and 4 KB a small case, against 0.25 ms and 6 KB one at a time), and the writer
+feeds its ``stream.Writer`` exactly as the parent would have. ``close(report)``
 sends the Report the heads are written from and waits for the files; ``abandon`` leaves the
 previous set as it was. Same interface and same files as ``stream.Writer``.
 
@@ -30,6 +31,8 @@ from pathlib import Path
 from parity import fsutil
 
 _LEN = struct.Struct(">Q")
+#: judged cases handed to the writer in one message (Background.add)
+HAND_OVER = 16
 
 
 def _cpus() -> int:
@@ -97,6 +100,7 @@ class Background:
         self.out_dir = Path(out_dir)
         self.failed: BaseException | None = None  # the pipe broke: the writer is gone
         self.summary = None
+        self.pending: list = []  # added cases not yet handed over (add)
         self.names = [cls.name for cls in sinks.values()]
         cases_r, cases_w = os.pipe()
         fsutil.grow_pipe(cases_w)  # the parent waits for the writer only when it is a megabyte behind
@@ -130,10 +134,21 @@ class Background:
             raise
 
     def add(self, c) -> None:
+        """Hand a judged case on: HAND_OVER of them in one message (their forms, hosts and
+        names pickled once), the rest at ``close``. The cases are not changed after they are
+        added (the run keeps none of them)."""
         if self.failed is not None:
             return
+        self.pending.append(_bare(c))
+        if len(self.pending) >= HAND_OVER:
+            self._flush()
+
+    def _flush(self) -> None:
+        pending, self.pending = self.pending, []
+        if not pending or self.failed is not None:
+            return
         try:
-            data = pickle.dumps(("add", _bare(c)), protocol=pickle.HIGHEST_PROTOCOL)
+            data = pickle.dumps(("add", pending), protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # noqa: BLE001 - kept for close, as the Writer keeps a failed add
             self.failed = exc
             return
@@ -146,6 +161,7 @@ class Background:
         """The files, once written and renamed into place; any failure is raised (the previous
         set then stays as it was)."""
         try:
+            self._flush()
             if isinstance(self.failed, OSError):
                 raise self._died()
             if self.failed is not None:
@@ -169,6 +185,7 @@ class Background:
 
     def abandon(self) -> None:
         """Remove what the writer staged; the previous set stays as it was."""
+        self.pending = []
         with contextlib.suppress(OSError):
             _send(self.fd, ("abandon", None))
         self._end()
@@ -236,7 +253,8 @@ def _serve(make_writer, out_dir, sinks, cases_fd: int, answer_fd: int) -> int:
         except Exception as exc:  # noqa: BLE001 - an object pickle could not rebuild
             kind, value, broken = "skip", None, broken or exc
         if kind == "add":
-            files.add(value)  # a failure is kept by the Writer and raised by close
+            for c in value:
+                files.add(c)  # a failure is kept by the Writer and raised by close
         elif kind == "close":
             try:
                 if broken is not None:
