@@ -112,8 +112,9 @@ class Case:
     grad: dict | None = None  # {"seed": N}: also compare the vector-Jacobian products
     #: a case built in code (from_mapping): the mapping, arrays included, for a store to write down
     document: dict | None = field(default=None, compare=False, repr=False)
-    #: the bytes of its case file, where ``path`` names no file: a copy read from a results
-    #: store's cases.yamls (a store this case is run into again copies these)
+    #: the bytes of its case file: as the suite check read them (CaseRef.open), or, where
+    #: ``path`` names no file, a copy read from a results store's cases.yamls; a results store
+    #: copies these (the case as it was checked and run, without reading its file again)
     text: bytes | None = field(default=None, compare=False, repr=False)
     #: problems that keep this case, and only it, from running (a known: reason still TODO):
     #: parity validate refuses them; parity run reports the case as not run (ERROR) and runs the rest
@@ -1082,8 +1083,8 @@ def _walk(paths: list[Path], strict: bool):
 
 
 #: the cases a suite keeps from its check for the run, pickled, while they take this many bytes
-#: in all (a small LRN case about 650: 50,000 of them; a Case object takes about ten times its
-#: file's size, its pickle two to three times); the run reads the others again as it reaches
+#: in all (a small LRN case about 880 with its file's bytes: 38,000 of them; a Case object takes
+#: about ten times its file's size, its pickle three to four times); the run reads the others again as it reaches
 #: them (CaseRef.open), and lets each go once it is judged. Unpickling a small case takes
 #: about 0.02 ms, reading and checking its file again 0.2-0.4 ms.
 HOLD_BYTES = 32 << 20
@@ -1130,7 +1131,8 @@ class CaseRef:
         if _file_digest(raw) != self.sha:
             raise CaseChanged(f"{self.file}: changed since the suite was checked (at the start of the run); run it "
                               f"again")
-        return expand_dtypes(load_case(Path(self.file), self.root, False, raw, checked=True))[self.index]
+        case = expand_dtypes(load_case(Path(self.file), self.root, False, raw, checked=True))[self.index]
+        return dataclasses.replace(case, text=raw)
 
     def release(self) -> None:
         self.held = None
@@ -1153,7 +1155,7 @@ def load_suite(paths: list[Path], strict: bool = True, hold_bytes: int | None = 
         held_case = None
         if held < hold_bytes:
             try:
-                held_case = pickle.dumps(case, protocol=pickle.HIGHEST_PROTOCOL)
+                held_case = pickle.dumps(dataclasses.replace(case, text=raw), protocol=pickle.HIGHEST_PROTOCOL)
             except (pickle.PicklingError, TypeError, AttributeError):  # read again when the run reaches it
                 pass
             else:

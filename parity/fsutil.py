@@ -60,6 +60,27 @@ def write_all(fd: int, data) -> int:
     return n
 
 
+def writev_all(fd: int, buffers: list) -> int:
+    """Write the ``buffers`` one after the other to the raw file descriptor ``fd``: in one
+    ``os.writev`` where the OS takes them all at once (else as many as it takes); the number of
+    bytes."""
+    views = [memoryview(b).cast("B") for b in buffers]
+    views = [v for v in views if len(v)]
+    n = sum(len(v) for v in views)
+    while views:
+        done = os.writev(fd, views[:_IOV_MAX])
+        while views and done >= len(views[0]):
+            done -= len(views[0])
+            views.pop(0)
+        if done:
+            views[0] = views[0][done:]
+    return n
+
+
+#: the most buffers one writev takes (POSIX's IOV_MAX; Linux's is 1024)
+_IOV_MAX = os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") and "SC_IOV_MAX" in os.sysconf_names else 16
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

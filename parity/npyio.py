@@ -275,13 +275,17 @@ def _write(f, arr: np.ndarray) -> None:
 def append(fd: int, arr: np.ndarray) -> int:
     """Write the .npy bytes of ``arr`` (as ``np.save`` writes them) at the file position of
     the raw file descriptor ``fd``, with no copy of the data; the number of bytes written."""
+    return sum(fsutil.write_all(fd, part) for part in parts(arr))
+
+
+def parts(arr: np.ndarray) -> list:
+    """The .npy bytes of ``arr`` (as ``np.save`` writes them) as buffers to write in turn: its
+    header and its data (a view of ``arr``, not a copy)."""
     arr = np.asarray(arr)
     head = _header(arr)
     if head is None:
-        parts = [to_bytes(arr)]
-    else:
-        parts = [head, memoryview(arr.reshape(-1)).cast("B")] if arr.nbytes else [head]
-    return sum(fsutil.write_all(fd, part) for part in parts)
+        return [to_bytes(arr)]
+    return [head, memoryview(arr.reshape(-1)).cast("B")] if arr.nbytes else [head]
 
 
 def to_bytes(arr: np.ndarray) -> bytes:

@@ -170,11 +170,21 @@ class _Pack:
         self.name = path.name
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
         self.at = 0
+        self.pending: list = []  # what ``put`` placed and ``flush`` writes
 
     def put(self, arr) -> dict:
+        """Place ``arr`` at the end of the pack; it is written by ``flush`` (with the others put
+        since: one writev for a case's arrays, not two writes for each)."""
         arr = np.asarray(arr)
         bf16 = arr.dtype.name == "bfloat16"  # .npy has no bfloat16: keep the bits
-        return self._placed(npyio.append(self.fd, arr.view(np.uint16) if bf16 else arr), bf16)
+        parts = npyio.parts(arr.view(np.uint16) if bf16 else arr)
+        self.pending += parts
+        return self._placed(sum(memoryview(p).nbytes for p in parts), bf16)
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        if pending:
+            fsutil.writev_all(self.fd, pending)
 
     def put_record(self, data: bytes, bf16: bool = False) -> dict:
         return self._placed(fsutil.write_all(self.fd, data), bf16)
@@ -189,6 +199,7 @@ class _Pack:
     def cut(self, at: int) -> None:
         """Forget what was written from ``at`` on (a case that failed to be written whole: its
         space is free again for what comes next)."""
+        self.pending = []
         with contextlib.suppress(OSError):
             os.ftruncate(self.fd, at)
             os.lseek(self.fd, at, os.SEEK_SET)
@@ -198,6 +209,7 @@ class _Pack:
         """Close the file; ``sync``: on disk first (a finished store's manifest names it)."""
         if self.fd >= 0:
             try:
+                self.flush()
                 if sync:
                     os.fsync(self.fd)
             finally:
@@ -355,6 +367,7 @@ class Writer:
             known = len(self.manifest["workers"])
             runs = [run_entry(r, {name: self._pack.put(arr) for name, arr in r.outputs.items()}, self._workers)
                     for r in results]
+            self._pack.flush()
         except BaseException:
             self._pack.cut(start)
             self._copies.cut(copies_start)

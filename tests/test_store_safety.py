@@ -657,7 +657,7 @@ def test_a_case_that_fails_to_be_stored_leaves_no_bytes_in_the_pack(tmp_path, mo
     began (its space is free again), the case is not journaled, and the cases stored before it
     are kept whole: the store a failed run leaves (ROOT.died-TIME) reads them back bit for bit."""
     import parity
-    from parity import host, npyio, store
+    from parity import host, store
 
     report = parity.run([DOC, ROOT / "cases" / "lrn" / "rank-5.yaml"], frameworks=["torch"], keep_outputs=True)
     first, second = report.cases
@@ -665,16 +665,13 @@ def test_a_case_that_fails_to_be_stored_leaves_no_bytes_in_the_pack(tmp_path, mo
     w.add(first.case, first.results, first.arrays, None)
     stored = (w.stage / store.PACK).stat().st_size
     assert stored > 0
-    real_write, calls = os.write, []
+    real_write = os.write
 
-    def full(fd, data):  # the second array of the case finds the disk full, after 10 bytes
-        calls.append(len(data))
-        if len(calls) > 2:
-            real_write(fd, bytes(data)[:10])
-            raise OSError(28, "No space left on device")
-        return real_write(fd, data)
+    def full(fd, buffers):  # the case's arrays (one writev) find the disk full, after 10 bytes
+        real_write(fd, bytes(buffers[0])[:10])
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(npyio.os, "write", full)
+    monkeypatch.setattr(os, "writev", full)
     with pytest.raises(OSError, match="No space"):
         w.add(second.case, second.results, second.arrays, None)
     monkeypatch.undo()
@@ -703,3 +700,31 @@ def test_a_case_read_from_a_store_runs_into_another_store(good, tmp_path):
     m = manifest(tmp_path / "again")
     at = m["cases"][0]["copy"]
     assert (tmp_path / "again" / "cases.yamls").read_bytes()[at["offset"]:at["offset"] + at["size"]] == DOC.read_bytes()
+
+
+def test_writev_all_writes_every_buffer_in_order_however_the_os_splits_it(tmp_path, monkeypatch):
+    """fsutil.writev_all (a case's arrays go to the pack in one writev): more buffers than one
+    writev takes, empty ones, and an OS that writes only part of what it is given each time
+    (7 bytes, ending anywhere in a buffer): the file holds the buffers' bytes, in order."""
+    from parity import fsutil
+
+    rng = np.random.default_rng(0)
+    buffers = [rng.bytes(int(n)) for n in rng.integers(0, 40, 2500)]
+    buffers[3] = memoryview(np.arange(12, dtype=np.float32)).cast("B")  # an array's data, as the pack writes it
+    want = b"".join(bytes(b) for b in buffers)
+    real, calls = os.writev, []
+
+    def short(fd, views):
+        calls.append(len(views))
+        assert len(views) <= fsutil._IOV_MAX
+        return os.write(fd, b"".join(bytes(v) for v in views)[:7])
+
+    for writev, path in ((real, tmp_path / "whole"), (short, tmp_path / "split")):
+        monkeypatch.setattr(os, "writev", writev)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+        try:
+            assert fsutil.writev_all(fd, buffers) == len(want)
+        finally:
+            os.close(fd)
+        assert path.read_bytes() == want
+    assert len(calls) == -(-len(want) // 7)

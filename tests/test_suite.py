@@ -148,3 +148,19 @@ def test_the_first_cases_workers_start_while_the_suite_is_checked_and_die_with_a
     assert cli_in_process("run", directory, "--frameworks", "torch", "--case", "suite/0001", "-q",
                           "--report-dir", tmp_path / "r") == 0
     assert launched == []  # --case: the first file may not be one that runs
+
+
+def test_the_results_store_copies_the_case_as_it_was_checked_not_the_file_as_it_is_now(tmp_path):
+    """A case kept from the check (held) runs as it was checked; its copy in the results store
+    is those bytes too (CaseRef.open gives them as Case.text), not the file read again at the
+    end of the case: an edit made meanwhile is neither run nor stored."""
+    directory = _suite(tmp_path / "cases", 2)
+    before = (directory / "c0001.yaml").read_bytes()
+    refs = parity.load_suite(directory)
+    assert all(r.held is not None for r in refs)
+    assert refs[1].open().text == before and cases_.load_suite([directory], hold_bytes=0)[1].open().text == before
+    (directory / "c0001.yaml").write_bytes(before.replace(b"seed: 1", b"seed: 9"))
+    parity.run(refs, frameworks=["torch"], results=tmp_path / "res")
+    stored = parity.load(tmp_path / "res")
+    assert [c.case.text for c in stored.cases] == [(directory / "c0000.yaml").read_bytes(), before]
+    assert stored.cases[1].case.inputs["x"].seed == 1
