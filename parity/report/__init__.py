@@ -511,7 +511,7 @@ def _default(value):
 
 #: json.dumps(doc, allow_nan=True, default=_default, separators=(",", ":")), made once (json.dumps
 #: with arguments makes an encoder each call: a report makes seven a small case)
-_ENCODER = json.JSONEncoder(allow_nan=True, default=_default, separators=(",", ":"))
+_ENCODER = json.JSONEncoder(allow_nan=True, default=_default, separators=(",", ":"), check_circular=False)
 
 
 def dumps(doc) -> str:
