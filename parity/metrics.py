@@ -344,28 +344,36 @@ def _stacked(jobs, n: int, dtype: str, atol: float, rtol: float, no_bound: bool)
             np.divide(diff, bound, out=work)
             ratio = np.fmax.reduce(work, axis=1)
     worst = diff.argmax(axis=1)
+    rows = np.arange(k)
+    # each row's figures as Python numbers, in one conversion per figure (not six per row)
+    worst_l, good_l, slow_l = worst.tolist(), good.tolist(), slow.tolist()
+    max_abs_l, worst_a_l, worst_b_l = (x[rows, worst].tolist() for x in (diff, A, B))
+    total_l, mismatches_l, excess_l, rel_l = total.tolist(), mismatches.tolist(), max_excess.tolist(), max_rel.tolist()
+    ratio_l = [None] * k if ratio is None else ratio.tolist()
+    shapes = [np.shape(job[0]) for job in jobs]
+    index_of = {}
+    if len(set(shapes)) == 1 and shapes[0]:  # the usual case: one shape, unravelled at once
+        index_of = dict(enumerate(zip(*(i.tolist() for i in np.unravel_index(worst, shapes[0])))))
     out: list[Metrics | None] = []
     for j, (a, b, *_) in enumerate(jobs):
-        if not good[j]:
+        if not good_l[j]:
             out.append(None)
             continue
         ulp = ulps[j]
-        if slow[j]:
+        if slow_l[j]:
             with np.errstate(over="ignore"):
                 ulp = _max_ulp_quiet(np.asarray(a).reshape(-1), np.asarray(b).reshape(-1), dtype,
                                      None if sel is None else sel[j])
-        w = int(worst[j])
-        rel = float(max_rel[j])
-        r = None if ratio is None else float(ratio[j])
+        rel, r, shape = rel_l[j], ratio_l[j], shapes[j]
         if r is not None and math.isnan(r):
             r = 0.0
-        shape = np.shape(a)
+        where = index_of.get(j)
+        if where is None:
+            where = tuple(int(i) for i in np.unravel_index(worst_l[j], shape)) if shape else ()
         out.append(Metrics(
-            n=n, max_abs=float(diff[j, w]), max_rel=0.0 if math.isnan(rel) else rel, mean_abs=float(total[j]) / n,
-            max_ulp=ulp, mismatches=int(mismatches[j]), nonfinite_mismatches=0,
-            min_atol=max(float(max_excess[j]), 0.0),
-            worst_index=tuple(int(i) for i in np.unravel_index(w, shape)) if shape else (),
-            worst_a=float(A[j, w]), worst_b=float(B[j, w]), bound_ratio=r))
+            n=n, max_abs=max_abs_l[j], max_rel=0.0 if math.isnan(rel) else rel, mean_abs=total_l[j] / n,
+            max_ulp=ulp, mismatches=mismatches_l[j], nonfinite_mismatches=0, min_atol=max(excess_l[j], 0.0),
+            worst_index=where, worst_a=worst_a_l[j], worst_b=worst_b_l[j], bound_ratio=r))
     return out
 
 
