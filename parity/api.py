@@ -152,7 +152,7 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
         if on_case:
             with fsutil.deferred_signals() as held:  # a case reaches on_case whole, or not at all
                 on_case(cr)
-            if held and not flushing:  # (in on_cases_done's block: held there, raised after it)
+            if held and not flushing:  # (from on_cases_done: runner.execute raises it after the block)
                 raise KeyboardInterrupt
         if tally is None:
             done.append(cr)
@@ -169,21 +169,18 @@ def run(cases_or_paths, *, frameworks: list[str] | None = None, devices: list[st
 
     def on_cases_done(finished):
         """The cases that finished together, judged in one pass (compare.evaluate_many), then
-        each stored and handed on. Ctrl-C waits for the end of the block: no case the workers
-        finished is judged and then dropped."""
-        with fsutil.deferred_signals() as held:
-            rows_of = compare.evaluate_many([
-                (c, res, refs, old.cases[c.name].results if old and c.name in old.cases else ([] if old else None),
-                 baseline or "", baseline_partial) for _, c, res, refs, _, _ in finished])
-            for (i, c, res, refs, summary, arrays), rows in zip(finished, rows_of):
-                if writer:
-                    writer.add(c, res, arrays, next((r.inputs_sha256 for r in res + refs if r.inputs_sha256), None))
-                if not keep:
-                    for r in res + refs:  # the store has them: the parent keeps only what the reports need
-                        r.outputs, r.bounds, r.magnitudes = {}, {}, {}
-                in_order(i, CaseReport(c, res, refs, rows, summary, dict(arrays) if keep else None), hold=True)
-        if held:
-            raise KeyboardInterrupt
+        each stored and handed on (runner.execute holds Ctrl-C back until they all are: no case
+        the workers finished is dropped)."""
+        rows_of = compare.evaluate_many([
+            (c, res, refs, old.cases[c.name].results if old and c.name in old.cases else ([] if old else None),
+             baseline or "", baseline_partial) for _, c, res, refs, _, _ in finished])
+        for (i, c, res, refs, summary, arrays), rows in zip(finished, rows_of):
+            if writer:
+                writer.add(c, res, arrays, next((r.inputs_sha256 for r in res + refs if r.inputs_sha256), None))
+            if not keep:
+                for r in res + refs:  # the store has them: the parent keeps only what the reports need
+                    r.outputs, r.bounds, r.magnitudes = {}, {}, {}
+            in_order(i, CaseReport(c, res, refs, rows, summary, dict(arrays) if keep else None), hold=True)
 
     interrupted, changed = False, None
     try:
@@ -336,15 +333,18 @@ class Stored:
 
     def judged(self, keep_arrays: bool = True):
         """Each case's CaseReport, in store order. Cases are judged a few at a time (up to
-        runner.BATCH of them, or JUDGED_BYTES of arrays: so a suite of small cases costs the
-        metrics passes of few, and memory stays bounded by the largest case)."""
+        runner.BATCH of them, or JUDGED_BYTES of arrays, their baseline's included: so a suite
+        of small cases costs the metrics passes of few, and memory stays bounded by the
+        largest case)."""
         batch: list = []
         size = 0
         for sc in self._stored():
             sc.read()
             refs = runner.reference_results(sc.case, [r.form for r in sc.results], sc.inputs, sc.digest)
-            batch.append((sc, refs, self._prior(sc.case.name)))
-            size += sum(a.nbytes for r in sc.results + refs for a in r.outputs.values())
+            prior = self._prior(sc.case.name)
+            batch.append((sc, refs, prior))
+            size += sum(a.nbytes for a in sc.inputs.values()) + sum(
+                a.nbytes for r in sc.results + refs + (prior or []) for a in r.outputs.values())
             if len(batch) >= runner.BATCH or size >= JUDGED_BYTES:
                 yield from self._judge(batch, keep_arrays)
                 batch, size = [], 0

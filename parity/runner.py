@@ -744,36 +744,43 @@ def execute(items: list, planner: Planner | None = None, *, timeout: float = DEF
                 event = events.get(timeout=0.2)
             except queue.Empty:
                 continue
-            finished: list[tuple[int, _Open]] = []
-            while True:
-                kind, i, item = event
-                if kind == "failed":
-                    raise item
-                st = cases.get(i)
-                if kind == "result":
-                    st.results.append(item)
-                    if on_result:
-                        on_result(item)
-                else:
-                    st.refs = item
-                st.left -= 1
-                if st.left == 0:
-                    cases.close(i)
-                    finished.append((i, st))
-                if len(finished) >= BATCH:
-                    break
-                try:
-                    event = events.get_nowait()
-                except queue.Empty:
-                    break
-            if not finished:
-                continue
-            if on_cases_done:
-                on_cases_done([(i, st.case, sorted(st.results, key=_in_order), st.refs, st.summary or {},
-                                st.arrays or {}) for i, st in finished])
-            for i, _ in finished:
-                window.finish(i)
-            judged += len(finished)
+            # what the waiting events finish is handed on whole: Ctrl-C (held) and a case that
+            # cannot be opened (raised) wait until the cases finished before them are handed on
+            failure = None
+            with fsutil.deferred_signals() as held:
+                finished: list[tuple[int, _Open]] = []
+                while True:
+                    kind, i, item = event
+                    if kind == "failed":
+                        failure = item
+                        break
+                    st = cases.get(i)
+                    if kind == "result":
+                        st.results.append(item)
+                        if on_result:
+                            on_result(item)
+                    else:
+                        st.refs = item
+                    st.left -= 1
+                    if st.left == 0:
+                        cases.close(i)
+                        finished.append((i, st))
+                    if len(finished) >= BATCH:
+                        break
+                    try:
+                        event = events.get_nowait()
+                    except queue.Empty:
+                        break
+                if finished and on_cases_done:
+                    on_cases_done([(i, st.case, sorted(st.results, key=_in_order), st.refs, st.summary or {},
+                                    st.arrays or {}) for i, st in finished])
+                for i, _ in finished:
+                    window.finish(i)
+                judged += len(finished)
+            if failure is not None:
+                raise failure
+            if held:
+                raise KeyboardInterrupt
     except BaseException:
         stop.set()
         pool.kill()  # interrupted: no worker may outlive this
