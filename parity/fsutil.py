@@ -64,16 +64,15 @@ def writev_all(fd: int, buffers: list) -> int:
     """Write the ``buffers`` one after the other to the raw file descriptor ``fd``: in one
     ``os.writev`` where the OS takes them all at once (else as many as it takes); the number of
     bytes."""
-    views = [memoryview(b).cast("B") for b in buffers]
-    views = [v for v in views if len(v)]
-    n = sum(len(v) for v in views)
-    while views:
-        done = os.writev(fd, views[:_IOV_MAX])
-        while views and done >= len(views[0]):
-            done -= len(views[0])
-            views.pop(0)
+    views = [v for v in (memoryview(b).cast("B") for b in buffers) if len(v)]
+    n, first = sum(len(v) for v in views), 0
+    while first < len(views):
+        done = os.writev(fd, views[first:first + _IOV_MAX])
+        while first < len(views) and done >= len(views[first]):
+            done -= len(views[first])
+            first += 1
         if done:
-            views[0] = views[0][done:]
+            views[first] = views[first][done:]
     return n
 
 

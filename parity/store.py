@@ -187,6 +187,7 @@ class _Pack:
             fsutil.writev_all(self.fd, pending)
 
     def put_record(self, data: bytes, bf16: bool = False) -> dict:
+        self.flush()  # after what ``put`` placed before it
         return self._placed(fsutil.write_all(self.fd, data), bf16)
 
     def _placed(self, n: int, bf16: bool) -> dict:
