@@ -510,7 +510,8 @@ def _default(value):
 
 
 #: json.dumps(doc, allow_nan=True, default=_default, separators=(",", ":")), made once (json.dumps
-#: with arguments makes an encoder each call: a report makes seven a small case)
+#: with arguments makes an encoder each call: a report makes seven a small case), and without the
+#: cycle check (each document is a tree made fresh for it)
 _ENCODER = json.JSONEncoder(allow_nan=True, default=_default, separators=(",", ":"), check_circular=False)
 
 
