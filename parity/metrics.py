@@ -24,6 +24,7 @@ parity.declarations (what a case declares).
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -155,27 +156,100 @@ def _exponent_counts(diff: np.ndarray) -> np.ndarray:
     return np.bincount((diff.view(np.uint64) >> np.uint64(52)).astype(np.intp), minlength=2048)
 
 
+class _Scratch:
+    """One thread's working arrays for _chunk, CHUNK elements each, made once and reused by every
+    chunk that thread compares. A chunk's float64 temporaries are 256 KiB each, above glibc's
+    mmap threshold and its heap-trim threshold: made and freed chunk by chunk, they were given
+    back to the kernel and faulted in again page by page (990,000 minor page faults, 4-5x the
+    time of the arithmetic, in some processes and not others, as the heap happened to lie)."""
+
+    def __init__(self):
+        self.a, self.b, self.diff, self.scale, self.work = (np.empty(CHUNK) for _ in range(5))
+        self.sel, self.flags = np.empty(CHUNK, bool), np.empty(CHUNK, bool)
+        self._typed: dict = {}
+
+    def typed(self, dtype, k: int) -> np.ndarray:
+        """Working array ``k`` (0, 1, ...) of ``dtype``, made on first use."""
+        key = (np.dtype(dtype), k)
+        arr = self._typed.get(key)
+        if arr is None:
+            arr = self._typed[key] = np.empty(CHUNK, key[0])
+        return arr
+
+
+_LOCAL = threading.local()
+
+
+def _scratch() -> _Scratch:
+    s = getattr(_LOCAL, "scratch", None)
+    if s is None:
+        s = _LOCAL.scratch = _Scratch()
+    return s
+
+
+def _into(x: np.ndarray, buf: np.ndarray) -> np.ndarray:
+    """``x.astype(buf.dtype, copy=False)``, written into ``buf`` (as long as x) where it converts."""
+    if x.dtype == buf.dtype:
+        return x
+    out = buf[:x.size]
+    np.copyto(out, x, casting="unsafe")  # the conversion astype makes (float64 rounds to nearest)
+    return out
+
+
+def _max_ulp_chunk(a, b, dtype: str, sel, s: _Scratch) -> float | None:
+    """_max_ulp_quiet of one chunk, the same number, in ``s``'s working arrays: without the
+    copies of the selected elements and the temporaries of the usual case (one sign)."""
+    if sel is not None:
+        if not sel.any():
+            return None
+        if sel.all():
+            sel = None
+    dt = DTYPES[dtype]
+    if dt.itemsize == 8:
+        return _max_ulp_quiet(a, b, dtype, sel)
+    ints = _INT_OF[dt.itemsize]
+    m = a.size
+    ia = _into(a, s.typed(dt, 0)).view(ints)
+    ib = _into(b, s.typed(dt, 1)).view(ints)
+    x = np.bitwise_xor(ia, ib, out=s.typed(ints, 0)[:m])
+    opposite = np.less(x, 0, out=s.flags[:m])
+    if sel is not None:
+        np.logical_and(opposite, sel, out=opposite)
+    if opposite.any():  # rare: counted elements of opposite signs take the exact path
+        return _max_ulp_quiet(a, b, dtype, sel)
+    diff = np.subtract(ia, ib, out=x)  # of one sign where it counts: it fits their width
+    if sel is None:
+        return float(max(int(diff.max()), -int(diff.min())))
+    np.abs(diff, out=diff)  # where it does not count it may wrap: it is zeroed next
+    np.multiply(diff, sel, out=diff, casting="unsafe")
+    return float(diff.max())
+
+
 def _chunk(a, b, bound, dtype, atol, rtol, detail: bool = False) -> _Part:
     # one error state for the whole chunk (each errstate costs about a microsecond, a small
     # chunk's arithmetic a few): the sum of huge finite differences may overflow (the general
     # path handles it), a float64 reference beyond the dtype's range rounds to inf, 0/0 (both
-    # sides zero) is NaN and ignored by fmax, d/0 is inf
+    # sides zero) is NaN and ignored by fmax, d/0 is inf. Every temporary is one of this
+    # thread's working arrays (_Scratch).
+    s = _scratch()
+    m = a.size
     with np.errstate(all="ignore"):
-        a64 = a.astype(np.float64, copy=False)
-        b64 = b.astype(np.float64, copy=False)
-        diff = np.subtract(a64, b64)
+        a64 = _into(a, s.a)
+        b64 = _into(b, s.b)
+        diff = np.subtract(a64, b64, out=s.diff[:m])
         np.abs(diff, out=diff)
         total = float(diff.sum())  # not finite iff some difference is NaN/Inf (or the sum overflows)
         if not math.isfinite(total) or (bound is not None and not math.isfinite(float(bound.sum()))):
             return _chunk_general(a64, b64, bound, dtype, atol, rtol, detail)
-        scale = np.abs(a64)
-        np.maximum(scale, np.abs(b64), out=scale)
+        scale = np.abs(a64, out=s.scale[:m])
+        np.maximum(scale, np.abs(b64, out=s.work[:m]), out=scale)
         threshold = ulp_threshold(atol, rtol)
-        ulp = _max_ulp_quiet(a, b, dtype, None if threshold == 0 else scale >= threshold)
-        work = np.multiply(scale, rtol)
+        ulp = _max_ulp_chunk(a, b, dtype, None if threshold == 0 else np.greater_equal(scale, threshold, out=s.sel[:m]),
+                             s)
+        work = np.multiply(scale, rtol, out=s.work[:m])
         np.subtract(diff, work, out=work)  # excess over the relative part: > atol is a mismatch
         max_excess = float(work.max())
-        mismatches = int(np.count_nonzero(work > atol)) if max_excess > atol else 0
+        mismatches = int(np.count_nonzero(np.greater(work, atol, out=s.flags[:m]))) if max_excess > atol else 0
         np.divide(diff, scale, out=work)  # 0/0 (both zero) is NaN and ignored by fmax
         max_rel = float(np.fmax.reduce(work))
         ratio = None

@@ -151,6 +151,59 @@ def test_metrics_of_many_pairs_at_once_are_metrics_of_each(dtype):
         assert _same(m, metrics(a, b, dtype, atol, rtol, bound)), (a.shape, atol, rtol, bound is None)
 
 
+def test_each_threads_working_arrays_carry_nothing_from_one_comparison_to_the_next():
+    """The chunk pass writes its temporaries into working arrays each thread makes once and
+    reuses (metrics._Scratch): a comparison gives the numbers it gives in a fresh thread
+    whatever came before it on that thread (another dtype, a longer or shorter last chunk, a
+    float64 reference, NaN, counted elements of opposite signs), and threads comparing at once
+    do not share them."""
+    import threading
+
+    from parity import metrics as metrics_module
+
+    rng = np.random.default_rng(11)
+    n = metrics_module.CHUNK
+    jobs = []
+    for trial, size in enumerate([3 * n + 17, 5, n, 2 * n - 1, 1000, n + 1] * 2):
+        dtype = ["float32", "float16", "bfloat16", "float64"][trial % 4]
+        np_dt = ml_dtypes.bfloat16 if dtype == "bfloat16" else np.dtype(dtype)
+        ref = rng.standard_normal(size) * 10.0 ** rng.integers(-3, 3)
+        a = (ref * (1 + rng.standard_normal(size) * 2.0 ** -18)).astype(np_dt)
+        b = ref if trial % 2 else (ref * (1 + rng.standard_normal(size) * 2.0 ** -19)).astype(np_dt)
+        if trial % 3 == 1:
+            a[2], b[2] = 1.0, -1.0  # opposite signs where ulps count
+        if trial % 5 == 2:
+            a[1] = np.nan
+        jobs.append((a, b, dtype, *[(1e-5, 1e-5), (0.0, 1e-5), (1e-6, 1.3e-6)][trial % 3],
+                     None if trial % 2 else np.abs(ref) * 2.0 ** -21))
+
+    def alone(job):  # in a thread of its own: working arrays nothing else has written
+        out = []
+        t = threading.Thread(target=lambda: out.append(metrics(*job)))
+        t.start()
+        t.join()
+        return out[0]
+
+    with np.errstate(invalid="ignore"):
+        expected = [alone(job) for job in jobs]
+        in_turn = [metrics(*job) for job in jobs]
+        at_once: dict[int, list] = {}
+
+        def compare_all(k):
+            at_once[k] = [metrics(*job) for job in (jobs[k:] + jobs[:k])]
+
+        threads = [threading.Thread(target=compare_all, args=(k,)) for k in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for j, m in enumerate(in_turn):
+        assert _same(m, expected[j]), j
+    for k, got in at_once.items():
+        for j, m in enumerate(got):
+            assert _same(m, expected[(j + k) % len(jobs)]), (k, j)
+
+
 def test_metrics_pickle_with_every_field():
     """Metrics pickles as its values (its __reduce__ names them): every field comes back,
     so a field added to the class and not to __reduce__ fails here."""
