@@ -8,8 +8,10 @@ Measured in one run, on this machine:
   b. the AlexNet LRN case alone (32x95x55x55 float32: with 96 channels mindspore fails), likewise;
   c. every op's float64 reference (with its rounding bound, as parity computes them) against
      torch's own float32 op on the same input;
-  d. the comparator's throughput in GB/s of float32 pairs, and its peak memory as a multiple
-     of the arrays it compares.
+  d. the comparator's throughput in GB/s of float32 pairs, the minor page faults of one call
+     (about none: its working arrays are made once; thousands mean temporaries the allocator
+     gave back to the kernel chunk by chunk, which cost 4-5x the time on some machines), and
+     its peak memory as a multiple of the arrays it compares.
 
 Writes reports/bench.json and prints a table. Not a test: nothing here fails on a slow
 machine; the targets are printed next to the figures.
@@ -141,7 +143,10 @@ def _comparator() -> dict:
     b = (a.astype(np.float64) * (1 + 1e-7)).astype(np.float32)
     ref = a.astype(np.float64) * (1 + 3e-8)
     bound = np.abs(ref) * 1e-6
+    metrics(a, b, "float32", 1e-5, 1.3e-6)  # this thread's working arrays made (metrics._Scratch)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     pair = best(lambda: metrics(a, b, "float32", 1e-5, 1.3e-6))
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / 3
     vs_ref = best(lambda: metrics(a, ref, "float32", 1e-5, 1.3e-6, bound))
     detailed = best(lambda: metrics(a, ref, "float32", 1e-5, 1.3e-6, bound, detail=True))
     tracemalloc.start()
@@ -157,6 +162,7 @@ def _comparator() -> dict:
         "elements": a.size,
         "pair_float32_s": pair,
         "pair_gb_per_s": (a.nbytes + b.nbytes) / pair / 1e9,
+        "pair_page_faults": faults,
         "vs_reference_s": vs_ref,
         "vs_reference_gb_per_s": (a.nbytes + a.nbytes) / vs_ref / 1e9,
         "with_drill_down_s": detailed,
@@ -196,6 +202,9 @@ def main() -> int:
          f"{c['pair_gb_per_s']:.2f} GB/s", ">= 1 GB/s"),
         ("  ... share of the memory bandwidth (np.add streams)", f"{c['memory_gb_per_s']:.1f} GB/s",
          f"{c['pair_share_of_bandwidth']:.2f}", ""),
+        ("  ... minor page faults per call (temporaries given back", f"{c['pair_page_faults']:.0f}",
+         "", "about 0"),
+        ("      to the kernel and faulted in again)", "", "", ""),
         ("comparator, vs float64 reference + bound", f"{c['vs_reference_s'] * 1e3:.0f} ms",
          f"{c['vs_reference_gb_per_s']:.2f} GB/s", ">= 1 GB/s"),
         ("comparator, + drill-down data (as parity runs it)", f"{c['with_drill_down_s'] * 1e3:.0f} ms",
