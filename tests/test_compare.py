@@ -157,9 +157,11 @@ def test_each_threads_working_arrays_carry_nothing_from_one_comparison_to_the_ne
     whatever came before it on that thread (another dtype, a longer or shorter last chunk, a
     float64 reference, NaN, counted elements of opposite signs), and threads comparing at once
     do not share them."""
+    import concurrent.futures
     import threading
 
     from parity import metrics as metrics_module
+    from parity import parallel
 
     rng = np.random.default_rng(11)
     n = metrics_module.CHUNK
@@ -177,11 +179,17 @@ def test_each_threads_working_arrays_carry_nothing_from_one_comparison_to_the_ne
         jobs.append((a, b, dtype, *[(1e-5, 1e-5), (0.0, 1e-5), (1e-6, 1.3e-6)][trial % 3],
                      None if trial % 2 else np.abs(ref) * 2.0 ** -21))
 
-    def alone(job):  # in a thread of its own: working arrays nothing else has written
+    def alone(job):  # in a thread of its own, its chunks in a pool of its own: arrays nothing else wrote
         out = []
-        t = threading.Thread(target=lambda: out.append(metrics(*job)))
-        t.start()
-        t.join()
+        shared = parallel._POOL
+        parallel._POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+        try:
+            t = threading.Thread(target=lambda: out.append(metrics(*job)))
+            t.start()
+            t.join()
+        finally:
+            parallel._POOL.shutdown()
+            parallel._POOL = shared
         return out[0]
 
     with np.errstate(invalid="ignore"):
